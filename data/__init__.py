@@ -1,0 +1,1 @@
+"""Stage 1: CRM history in. Canonical tables, importers, public-set adapters, synthetic history."""

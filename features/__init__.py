@@ -1,0 +1,1 @@
+"""Stage 2: point-in-time lead and customer-lifetime-value features."""

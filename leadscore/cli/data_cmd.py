@@ -1,0 +1,18 @@
+"""``leadscore data ...``: import CRM exports, adapt public datasets, generate synthetic history."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def data() -> None:
+    """Bring CRM history into a data folder of canonical Parquet tables."""
+
+
+def _register_subcommands() -> None:
+    # Each subcommand lives in its own module; add one line per module here.
+    pass
+
+
+_register_subcommands()

@@ -1,0 +1,1 @@
+"""Stage 4: the scoring and routing service, routing policy and store, batch rescoring."""

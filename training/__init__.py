@@ -1,0 +1,1 @@
+"""Stage 3: conversion and lifetime-value models, tuning, evaluation and registration."""
