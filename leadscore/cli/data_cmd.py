@@ -12,7 +12,10 @@ def data() -> None:
 
 def _register_subcommands() -> None:
     # Each subcommand lives in its own module; add one line per module here.
-    pass
+    from leadscore.cli import data_import_cmd
+
+    data.add_command(data_import_cmd.import_command)
+    data.add_command(data_import_cmd.validate_command)
 
 
 _register_subcommands()

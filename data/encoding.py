@@ -1,0 +1,76 @@
+"""Text encodings of CRM exports: UTF-8, UTF-8 with a byte order mark, and GB18030.
+
+Chinese CRMs and Excel on Chinese Windows write GBK (a subset of GB18030); web CRMs write
+UTF-8, often with a BOM so that Excel recognises it. Decoding is strict: a file that is
+none of these is rejected with the byte offset of the first byte that cannot be decoded,
+so no replacement characters ever reach the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from leadscore.errors import InputFileError
+
+# Tried in this order. UTF-8 goes first because a GB18030 decoder also accepts many UTF-8
+# byte sequences (as the wrong characters), while the reverse is rare for real text.
+ENCODINGS: tuple[str, ...] = ("utf-8-sig", "gb18030")
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class DecodedText:
+    """The text of a file and the encoding it was decoded with (``utf-8``, ``utf-8-sig`` or ``gb18030``)."""
+
+    text: str
+    encoding: str
+
+
+def decode_bytes(raw: bytes, source: str | Path) -> DecodedText:
+    """Decode ``raw`` as UTF-8 (BOM stripped) or GB18030, or raise ``InputFileError``.
+
+    The error names the byte offset and value at which the attempt that got furthest failed,
+    and the line it is on. Text containing NUL characters is rejected too, because it is
+    UTF-16 or binary data that both decoders would otherwise accept.
+    """
+    failures: list[UnicodeDecodeError] = []
+    for encoding in ENCODINGS:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as error:
+            failures.append(error)
+            continue
+        _reject_nul(text, raw, source)
+        has_bom = raw.startswith(b"\xef\xbb\xbf")
+        name = "utf-8" if encoding == "utf-8-sig" and not has_bom else encoding
+        return DecodedText(text.removeprefix(_BOM), name)
+
+    furthest = max(failures, key=lambda error: error.start)
+    offset = furthest.start
+    line = raw.count(b"\n", 0, offset) + 1
+    raise InputFileError(
+        f"{source}: cannot decode byte 0x{raw[offset]:02X} at byte offset {offset} (line {line}); "
+        f"the file is not UTF-8, UTF-8 with BOM or GB18030/GBK. "
+        "Save it again as 'CSV UTF-8' or export it as XLSX"
+    )
+
+
+def _reject_nul(text: str, raw: bytes, source: str | Path) -> None:
+    position = text.find("\x00")
+    if position < 0:
+        return
+    offset = raw.find(b"\x00")
+    raise InputFileError(
+        f"{source}: NUL byte at byte offset {offset}; the file looks like UTF-16 or binary data, "
+        "not UTF-8 or GB18030 text. Save it again as 'CSV UTF-8' or export it as XLSX"
+    )
+
+
+def read_text(path: Path) -> DecodedText:
+    """Read and decode a text file; see ``decode_bytes``."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
+    return decode_bytes(raw, path)

@@ -1,0 +1,462 @@
+"""Import one CRM export (CSV, XLSX or Parquet) into one canonical table of a data folder.
+
+Steps: read every cell as text (``data.readers``), map headers onto the table
+(``data.headers``, ``data.mapping``), clean placeholders (``data.governance``), parse each
+column by its kind (``data.parsing``), validate (``data.validate``), apply the duplicate
+merge policy against the rows already in the folder (``data.governance``), then write
+``DIR/TABLE.parquet`` in canonical dtypes and ``DIR/TABLE.rejects.csv``.
+
+Counts: every data row of the file is either accepted or rejected, so ``read == accepted +
+rejected`` always holds (checked before anything is written). An accepted row is in the
+table, or it was an identical copy of a row that is (``duplicates_collapsed``). A rejected
+row is in the rejects file with one line per problem. Rows already in the folder that a
+file row replaced under the merge policy are listed in the rejects file too, as
+``existing`` rows, and counted in ``existing_replaced``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import zoneinfo
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from data import governance, parsing
+from data.folder import (
+    CustomAttribute,
+    read_attributes,
+    read_table,
+    table_path,
+    write_attributes,
+    write_table,
+)
+from data.headers import resolve_headers
+from data.mapping import ImportMapping, load_mapping
+from data.readers import RawTable, read_raw
+from data.schema import DEFAULT_TIMEZONE, Column, Table, get_table
+from data.validate import RowProblem, attribute_column, coerce_canonical_dtypes, validate_table
+from leadscore.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+REJECT_COLUMNS = ("source", "row", "column", "value", "reason")
+_PERSON_NAME_COLUMNS = frozenset({("reps", "name")})
+
+
+@dataclass
+class ImportSummary:
+    """What an import read, kept, rejected and changed; ``format()`` renders it for people."""
+
+    source: Path
+    table: str
+    output: Path
+    rejects_path: Path
+    file_format: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    read: int = 0
+    blank_rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    coercions: dict[str, Counter[str]] = field(default_factory=dict)
+    placeholders: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    attributes_kept: list[CustomAttribute] = field(default_factory=list)
+    attributes_missing: list[str] = field(default_factory=list)
+    duplicates_collapsed: int = 0
+    duplicates_merged: int = 0
+    values_filled: int = 0
+    existing_rows: int = 0
+    existing_replaced: int = 0
+    rows_written: int = 0
+    rejects_by_reason: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    @property
+    def coerced(self) -> int:
+        """Number of values whose text was changed to parse it (see ``coercions``)."""
+        return sum(sum(counter.values()) for counter in self.coercions.values())
+
+    @property
+    def placeholder_count(self) -> int:
+        return sum(self.placeholders.values())
+
+    def format(self) -> str:
+        """Render the summary as the lines ``leadscore data import`` prints."""
+        source = f"{self.file_format}"
+        if self.encoding:
+            source += f", encoding {self.encoding}"
+        if self.delimiter:
+            source += f", delimiter {self.delimiter!r}"
+        lines = [
+            f"Imported {self.source} ({source}) into {self.output}",
+            f"  rows read:         {self.read}"
+            + (f" ({self.blank_rows} blank rows skipped)" if self.blank_rows else ""),
+            f"  accepted:          {self.accepted}",
+            f"  rejected:          {self.rejected}" + (f" -> {self.rejects_path}" if self.rejected else ""),
+            f"  coerced values:    {self.coerced}",
+        ]
+        for column, counter in sorted(self.coercions.items()):
+            details = ", ".join(f"{reason} x{count}" for reason, count in counter.most_common())
+            lines.append(f"    {column}: {details}")
+        lines.append(f"  placeholders:      {self.placeholder_count} (treated as missing)")
+        for column, count in sorted(self.placeholders.items()):
+            lines.append(f"    {column}: {count}")
+        lines.append(
+            f"  duplicates:        {self.duplicates_collapsed} identical collapsed, "
+            f"{self.duplicates_merged} merged and rejected, {self.values_filled} missing values filled"
+        )
+        if self.duplicates_merged or self.existing_replaced:
+            lines.append(
+                "    merge policy: keep the earliest event time, then the most complete row, "
+                "then the row seen first; fill its missing values from the others"
+            )
+        lines.append(f"  ignored columns:   {', '.join(self.ignored_columns) or 'none'}")
+        if self.attributes_kept:
+            kept = ", ".join(
+                f"{attribute.name} ({attribute.type}{', post-contact' if attribute.post_contact else ''})"
+                for attribute in self.attributes_kept
+            )
+            lines.append(f"  custom attributes: {kept}")
+        if self.attributes_missing:
+            lines.append(f"  declared attributes not in the file: {', '.join(self.attributes_missing)}")
+        if self.existing_rows:
+            lines.append(
+                f"  existing rows:     {self.existing_rows} before this import, "
+                f"{self.existing_replaced} replaced"
+            )
+        lines.append(f"  rows in table:     {self.rows_written}")
+        if self.rejects_by_reason:
+            lines.append("  rejects by column and problem:")
+            for (column, reason), count in self.rejects_by_reason.most_common(15):
+                lines.append(f"    {column or '(row)'}: {reason} x{count}")
+        return "\n".join(lines)
+
+
+@dataclass
+class _ParsedFile:
+    frame: pd.DataFrame  # one column per mapped target, parsed values, object dtype
+    row_numbers: list[int]
+    problems: dict[int, list[RowProblem]]  # frame position -> problems
+    attributes: list[CustomAttribute]
+
+
+def import_file(
+    path: Path,
+    table: str,
+    out_dir: Path,
+    mapping: ImportMapping | Path | None = None,
+    timezone: str | None = None,
+    date_formats: Sequence[str] = (),
+    sheet: str | None = None,
+) -> ImportSummary:
+    """Import ``path`` into ``out_dir/<table>.parquet`` and return the summary.
+
+    ``mapping`` is a parsed mapping or the path of a mapping file. ``timezone`` (default:
+    the mapping's, else Asia/Shanghai) applies to timestamps without an offset;
+    ``date_formats`` are tried before the mapping's and the built-in formats. Raises
+    ``InputFileError`` when the file cannot be read, ``SchemaError`` when a required column
+    is missing and ``ConfigError`` for an invalid mapping or time zone.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    table_def = get_table(table)
+    import_mapping = _load(mapping)
+    table_mapping = import_mapping.for_table(table)
+    zone = timezone or table_mapping.timezone or import_mapping.timezone or DEFAULT_TIMEZONE
+    _check_timezone(zone)
+    formats = [*date_formats, *table_mapping.date_formats, *import_mapping.date_formats]
+    declared = [declaration.to_attribute() for declaration in table_mapping.attributes]
+
+    raw = read_raw(path, sheet=sheet)
+    summary = ImportSummary(
+        source=path,
+        table=table,
+        output=table_path(out_dir, table),
+        rejects_path=rejects_path(out_dir, table),
+        file_format=raw.format,
+        encoding=raw.encoding,
+        delimiter=raw.delimiter,
+        read=len(raw.rows),
+        blank_rows=raw.blank_rows,
+    )
+    parsed = _parse_file(raw, table_def, import_mapping, declared, zone, formats, summary)
+    summary.attributes_kept = parsed.attributes
+    summary.attributes_missing = [a.name for a in declared if a not in parsed.attributes]
+
+    rejected_positions = set(parsed.problems)
+    accepted_frame = parsed.frame.drop(index=list(rejected_positions)).reset_index(drop=True)
+    accepted_rows = [
+        row for position, row in enumerate(parsed.row_numbers) if position not in rejected_positions
+    ]
+    if table == "orders" and "currency" not in accepted_frame.columns:
+        accepted_frame["currency"] = parsing.DEFAULT_CURRENCY
+        summary.coercions.setdefault("currency", Counter())[
+            f"default currency {parsing.DEFAULT_CURRENCY}"
+        ] += len(accepted_frame)
+
+    attributes = _merge_attribute_declarations(
+        read_attributes(out_dir) if table == "leads" else [], parsed.attributes
+    )
+    existing = read_table(out_dir, table)
+    existing_frame = (
+        coerce_canonical_dtypes(table, existing, attributes) if existing is not None else pd.DataFrame()
+    )
+    summary.existing_rows = len(existing_frame)
+    new_frame = coerce_canonical_dtypes(table, accepted_frame, attributes)
+    combined = pd.concat([existing_frame, new_frame], ignore_index=True) if len(existing_frame) else new_frame
+    origins = [governance.RowOrigin(True, index + 1) for index in range(len(existing_frame))]
+    origins += [governance.RowOrigin(False, row) for row in accepted_rows]
+    merge = governance.merge_duplicates(table_def, combined, origins)
+
+    extra_rejects = _apply_merge_outcomes(merge, parsed, summary, rejected_positions)
+    final = coerce_canonical_dtypes(table, merge.frame, attributes)
+    summary.rows_written = len(final)
+    summary.rejected = len(rejected_positions)
+    summary.accepted = summary.read - summary.rejected
+    _check_counts(summary, merge)
+
+    write_table(final, out_dir, table)
+    if table == "leads" and attributes:
+        write_attributes(out_dir, attributes)
+    problems = [problem for position in sorted(parsed.problems) for problem in parsed.problems[position]]
+    write_rejects(summary.rejects_path, path.name, problems, extra_rejects)
+    for problem in problems:
+        summary.rejects_by_reason[(problem.column, problem.code)] += 1
+    logger.info(
+        "imported %s into %s: read %d, accepted %d, rejected %d, rows in table %d",
+        path,
+        summary.output,
+        summary.read,
+        summary.accepted,
+        summary.rejected,
+        summary.rows_written,
+    )
+    return summary
+
+
+def rejects_path(out_dir: Path, table: str) -> Path:
+    """Return the path of the rejects file of ``table`` in a data folder."""
+    return Path(out_dir) / f"{table}.rejects.csv"
+
+
+def _load(mapping: ImportMapping | Path | None) -> ImportMapping:
+    if mapping is None:
+        return ImportMapping.model_validate({})
+    if isinstance(mapping, ImportMapping):
+        return mapping
+    return load_mapping(Path(mapping))
+
+
+def _check_timezone(zone: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise ConfigError(f"unknown time zone {zone!r}; use an IANA name such as Asia/Shanghai") from error
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing the file's columns
+
+
+def _parse_file(
+    raw: RawTable,
+    table: Table,
+    mapping: ImportMapping,
+    declared: list[CustomAttribute],
+    zone: str,
+    formats: Sequence[str],
+    summary: ImportSummary,
+) -> _ParsedFile:
+    resolution = resolve_headers(table, raw.headers, renames=mapping.renames(table.name), attributes=declared)
+    summary.ignored_columns = resolution.ignored
+    placeholders = governance.placeholder_set(mapping.placeholders)
+    value_maps = mapping.for_table(table.name).values
+    attributes_by_name = {attribute.name: attribute for attribute in declared}
+
+    problems: dict[int, list[RowProblem]] = {}
+    position_of_row = {row: position for position, row in enumerate(raw.row_numbers)}
+    for row, reason in raw.row_errors.items():
+        problems.setdefault(position_of_row[row], []).append(RowProblem(row, "", "", reason, "malformed_row"))
+
+    columns: dict[str, list[object]] = {}
+    cell_texts: dict[str, list[str | None]] = {}
+    for position, target in resolution.columns.items():
+        if target in attributes_by_name:
+            column = attribute_column(attributes_by_name[target])
+        else:
+            column = table.column(target)
+        raw_cells = raw.column_values(position)
+        cleaned = governance.clean_cells(
+            raw_cells, placeholders=placeholders, person_name=(table.name, target) in _PERSON_NAME_COLUMNS
+        )
+        if cleaned.placeholders:
+            summary.placeholders[target] = len(cleaned.placeholders)
+        cell_texts[target] = raw_cells
+        if cleaned.unwrapped_formulas:
+            summary.coercions.setdefault(target, Counter())["Excel text formula unwrapped"] += (
+                cleaned.unwrapped_formulas
+            )
+
+        parsed = _parse_column(
+            table, column, cleaned.values, value_maps.get(target), zone, formats, raw.excel_serial_dates
+        )
+        if parsed.coercions:
+            summary.coercions.setdefault(target, Counter()).update(parsed.coercions)
+        for index, reason in parsed.errors.items():
+            cell = raw_cells[index] or ""
+            problems.setdefault(index, []).append(
+                RowProblem(raw.row_numbers[index], target, cell, reason, "unparseable")
+            )
+        columns[target] = parsed.values
+
+    frame = pd.DataFrame({name: pd.Series(values, dtype="object") for name, values in columns.items()})
+    frame.index = pd.RangeIndex(len(raw.rows))
+    present = [attribute for attribute in declared if attribute.name in columns]
+    _add_validation_problems(table, frame, present, raw.row_numbers, problems, cell_texts)
+    return _ParsedFile(frame=frame, row_numbers=raw.row_numbers, problems=problems, attributes=present)
+
+
+def _parse_column(  # noqa: PLR0911 - one parser per column kind
+    table: Table,
+    column: Column,
+    cells: list[str | None],
+    value_map: dict[str, str] | None,
+    zone: str,
+    formats: Sequence[str],
+    excel_serial: bool,
+) -> parsing.ParsedColumn:
+    if column.kind == "id":
+        return parsing.parse_ids(cells)
+    if column.kind == "text":
+        return parsing.parse_text(cells)
+    if column.kind == "timestamp":
+        return parsing.parse_timestamps(cells, timezone=zone, formats=formats, excel_serial=excel_serial)
+    if column.kind in ("float", "int"):
+        return parsing.parse_numbers(cells, integer=column.kind == "int")
+    if column.kind == "bool":
+        return parsing.parse_booleans(cells)
+    if column.kind == "list":
+        return parsing.parse_lists(cells)
+    if table.name == "stage_changes" and column.name == "stage":
+        return parsing.parse_stages(cells, value_map=value_map)
+    if table.name == "orders" and column.name == "currency":
+        return parsing.parse_currencies(cells)
+    return parsing.parse_categories(
+        cells,
+        allowed=column.allowed,
+        value_map=value_map,
+        synonyms=parsing.BUILTIN_SYNONYMS.get(column.name) if column.allowed else None,
+        column=column.name,
+        table=table.name,
+    )
+
+
+def _add_validation_problems(
+    table: Table,
+    frame: pd.DataFrame,
+    attributes: list[CustomAttribute],
+    row_numbers: list[int],
+    problems: dict[int, list[RowProblem]],
+    cell_texts: dict[str, list[str | None]],
+) -> None:
+    """Add the validator's findings on parsed values, showing the cell text as it is in the file.
+
+    Duplicate keys are left to the merge policy.
+    """
+    report = validate_table(table.name, frame, attributes, source_rows=row_numbers)
+    position_of_row = {row: position for position, row in enumerate(row_numbers)}
+    for problem in report.problems:
+        if problem.code == "duplicate_key" or problem.row == 0:
+            continue
+        position = position_of_row[problem.row]
+        known = problems.setdefault(position, [])
+        if any(existing.column == problem.column for existing in known):
+            continue  # the cell already failed to parse, which left it missing
+        cell = (cell_texts[problem.column][position] or "").strip()
+        if problem.code == "missing_required" and cell:
+            reason = f"required value is a placeholder ({cell!r}), treated as missing"
+            known.append(RowProblem(problem.row, problem.column, cell, reason, "placeholder"))
+        else:
+            known.append(RowProblem(problem.row, problem.column, cell, problem.reason, problem.code))
+
+
+# ---------------------------------------------------------------------------------------
+# Merging, counting and writing
+
+
+def _merge_attribute_declarations(
+    existing: list[CustomAttribute], new: list[CustomAttribute]
+) -> list[CustomAttribute]:
+    merged = {attribute.name: attribute for attribute in existing}
+    for attribute in new:
+        previous = merged.get(attribute.name)
+        if previous is not None and (previous.type, previous.post_contact) != (
+            attribute.type,
+            attribute.post_contact,
+        ):
+            raise ConfigError(
+                f"custom attribute {attribute.name!r} is declared as {attribute.type} "
+                f"(post_contact={attribute.post_contact}) but the data folder already has it as "
+                f"{previous.type} (post_contact={previous.post_contact}); use one declaration"
+            )
+        merged[attribute.name] = attribute
+    return list(merged.values())
+
+
+def _apply_merge_outcomes(
+    merge: governance.MergeResult,
+    parsed: _ParsedFile,
+    summary: ImportSummary,
+    rejected_positions: set[int],
+) -> list[tuple[str, RowProblem]]:
+    """Turn removed duplicates into rejects and counts; return rejects of existing rows."""
+    position_of_row = {row: position for position, row in enumerate(parsed.row_numbers)}
+    existing_rejects: list[tuple[str, RowProblem]] = []
+    summary.values_filled = merge.filled_values
+    for outcome in merge.removed:
+        problem = RowProblem(
+            outcome.origin.row, outcome.key_column, outcome.key_value, outcome.reason, "duplicate_merged"
+        )
+        if outcome.origin.existing:
+            if not outcome.identical:
+                summary.existing_replaced += 1
+                existing_rejects.append((f"existing {summary.table}.parquet", problem))
+            continue
+        if outcome.identical:
+            summary.duplicates_collapsed += 1
+            continue
+        summary.duplicates_merged += 1
+        position = position_of_row[outcome.origin.row]
+        parsed.problems.setdefault(position, []).append(problem)
+        rejected_positions.add(position)
+    return existing_rejects
+
+
+def _check_counts(summary: ImportSummary, merge: governance.MergeResult) -> None:
+    """Raise when the counts do not add up; a failure here is a bug in the importer."""
+    new_rows_kept = sum(1 for origin in merge.origins if not origin.existing)
+    accepted = new_rows_kept + summary.duplicates_collapsed
+    if summary.read != summary.accepted + summary.rejected or accepted != summary.accepted:
+        raise RuntimeError(
+            f"import counts do not add up: read {summary.read}, accepted {summary.accepted} "
+            f"(rows kept {new_rows_kept} + collapsed {summary.duplicates_collapsed}), "
+            f"rejected {summary.rejected}"
+        )
+
+
+def write_rejects(
+    path: Path, source: str, problems: Sequence[RowProblem], extra: Sequence[tuple[str, RowProblem]] = ()
+) -> None:
+    """Write rejects as CSV in UTF-8 with a BOM (so Excel opens it), one line per problem."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(REJECT_COLUMNS)
+        for problem in problems:
+            writer.writerow((source, problem.row, problem.column, problem.value, problem.reason))
+        for origin, problem in extra:
+            writer.writerow((origin, problem.row, problem.column, problem.value, problem.reason))

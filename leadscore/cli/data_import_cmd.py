@@ -1,0 +1,95 @@
+"""``leadscore data import`` and ``leadscore data validate``: CRM exports in, data folder checked."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from data.schema import DEFAULT_TIMEZONE, TABLE_NAMES
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--table", required=True, type=click.Choice(TABLE_NAMES), help="Canonical table the file holds."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder to write TABLE.parquet and TABLE.rejects.csv into; rows already there are merged.",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML or YAML mapping file: column renames, custom attributes, value maps, date formats.",
+)
+@click.option(
+    "--timezone",
+    default=None,
+    help=f"IANA time zone of timestamps without an offset [default: the mapping's, else {DEFAULT_TIMEZONE}].",
+)
+@click.option(
+    "--date-format",
+    "date_formats",
+    multiple=True,
+    help="strptime format tried before the built-in ones, e.g. '%d/%m/%Y %H:%M'; repeatable.",
+)
+@click.option("--sheet", default=None, help="XLSX worksheet to read [default: the first].")
+def import_command(
+    path: Path,
+    table: str,
+    out_dir: Path,
+    mapping: Path | None,
+    timezone: str | None,
+    date_formats: tuple[str, ...],
+    sheet: str | None,
+) -> None:
+    """Import a CRM export (CSV, XLSX or Parquet) at PATH into one canonical table.
+
+    Exits 0 when the import completed, also when rows were rejected (see TABLE.rejects.csv),
+    and 2 when the file, the mapping or the headers cannot be used.
+    """
+    from data.importer import import_file
+
+    summary = import_file(
+        path,
+        table,
+        out_dir,
+        mapping=mapping,
+        timezone=timezone,
+        date_formats=date_formats,
+        sheet=sheet,
+    )
+    click.echo(summary.format())
+
+
+@click.command("validate")
+@click.argument("directory", type=click.Path(path_type=Path))
+def validate_command(directory: Path) -> None:
+    """Validate every table of the data folder DIRECTORY and the references between them.
+
+    Prints one report per table. Exits 1 when any problem is found, 2 when the folder
+    cannot be read.
+    """
+    from data.folder import read_data_dir, table_path
+    from data.validate import validate_tables
+    from leadscore.errors import InputFileError
+
+    if directory.is_dir() and not any(table_path(directory, name).exists() for name in TABLE_NAMES):
+        raise InputFileError(
+            f"{directory} has no table files ({', '.join(f'{name}.parquet' for name in TABLE_NAMES)}); "
+            "create them with 'leadscore data import' or 'leadscore data generate'"
+        )
+    tables = read_data_dir(directory, require=())
+    reports = validate_tables(tables)
+    for report in reports.values():
+        click.echo(report.format())
+    problems = sum(len(report.problems) for report in reports.values())
+    if problems:
+        click.echo(f"{problems} problems found", err=True)
+        sys.exit(1)
+    click.echo("no problems found")
