@@ -7,7 +7,9 @@ forms), drops a BOM and zero-width characters, folds case and removes whitespace
 underscores, hyphens and the ``*`` that import templates put on required headers. So
 ``Lead ID``, ``lead_id``, ``LEADID`` and ``　线索ID　`` all match. A header that still does
 not match is tried once more without a trailing parenthesized note: ``金额（元）`` matches
-``金额``. Renames from the mapping file win over the built-in aliases.
+``金额``. A note naming another unit (``金额（万元）``, ``Amount (USD)``) is an error instead,
+because the values would be read as yuan. Renames from the mapping file win over the
+built-in aliases.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from leadscore.errors import ConfigError, SchemaError
 _INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"))
 _SEPARATORS = re.compile(r"[\s_\-*]+")
 _TRAILING_NOTE = re.compile(r"\([^()]*\)$")
+_YUAN_NOTES = frozenset({"", "元", "人民币", "rmb", "cny", "¥", "人民币元"})
+_UNIT_WORDS = re.compile(r"万|千|亿|百|元|美元|usd|\$|%|k$|rmb|cny|hkd|eur", re.IGNORECASE)
 
 
 def normalize_header(header: str) -> str:
@@ -35,6 +39,17 @@ def normalize_header(header: str) -> str:
 
 def _without_note(normalized: str) -> str:
     return _TRAILING_NOTE.sub("", normalized)
+
+
+def _reject_other_unit(table: Table, header: str, normalized: str, target: str) -> None:
+    note = normalized[len(_without_note(normalized)) :].strip("()")
+    if note in _YUAN_NOTES or not _UNIT_WORDS.search(note):
+        return
+    raise SchemaError(
+        f"table {table.name!r}: header {header!r} matches {target!r}, but its note ({note}) names a unit "
+        f"other than yuan; convert the column to yuan, or rename the header in the mapping file "
+        f"([tables.{table.name}.columns]) once the values are in yuan"
+    )
 
 
 @dataclass
@@ -89,7 +104,10 @@ def resolve_headers(
     for position, header in enumerate(headers):
         label = header or f"(unnamed column {position + 1})"
         normalized = normalize_header(header)
-        target = lookup.get(normalized) or lookup.get(_without_note(normalized))
+        target = lookup.get(normalized)
+        if target is None and lookup.get(_without_note(normalized)) is not None:
+            target = lookup[_without_note(normalized)]
+            _reject_other_unit(table, header, normalized, target)
         if not header or target is None:
             resolution.ignored.append(label)
             continue

@@ -78,7 +78,10 @@ class ImportSummary:
 
     @property
     def coerced(self) -> int:
-        """Number of values whose text was changed to parse it (see ``coercions``)."""
+        """Number of values whose text was changed to parse it (see ``coercions``).
+
+        Values of rows rejected for another reason are counted too.
+        """
         return sum(sum(counter.values()) for counter in self.coercions.values())
 
     @property

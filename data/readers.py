@@ -44,6 +44,7 @@ _SUFFIXES: dict[str, FileFormat] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+_MAX_EXACT_FLOAT = 2.0**53
 _CSV_FIELD_LIMIT = 10 * 1024 * 1024  # a quoted note field may hold long text, up to 10 MiB
 
 
@@ -244,8 +245,10 @@ def format_cell(value: object) -> str | None:  # noqa: PLR0911 - one return per 
 def _format_float(number: float) -> str | None:
     if math.isnan(number):
         return None
-    # Whole numbers print without ".0" or an exponent, so an id stored as a number stays readable.
-    if number.is_integer() and abs(number) < 1e21:
+    # Whole numbers print without ".0" so that an id stored as a number keeps its digits. Above
+    # 2**53 a double cannot hold every whole number, so the digits were already rounded when
+    # the file was written: those keep the exponent form, which the id parser rejects.
+    if number.is_integer() and abs(number) <= _MAX_EXACT_FLOAT:
         return str(int(number))
     return repr(number)
 
