@@ -136,7 +136,7 @@ def placeholder_set(extra: Iterable[str] = ()) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class RowOrigin:
-    """Where a row of a merged frame came from: the existing table or a row of the imported file."""
+    """Source of a row in a merged frame: the existing table or a row of the imported file."""
 
     existing: bool
     row: int  # 1-based row in the existing table or the file
@@ -178,7 +178,7 @@ class MergeResult:
 def merge_duplicates(table: Table, frame: pd.DataFrame, origins: Sequence[RowOrigin]) -> MergeResult:
     """Apply the merge policy of the module docstring to rows with the same key.
 
-    ``frame`` holds the rows in precedence order (existing rows first, then the file's rows)
+    ``frame`` contains the rows in precedence order (existing rows first, then the file's rows)
     with ``origins`` giving each row's source. Returns the frame with one row per key.
     """
     if len(origins) != len(frame):

@@ -54,7 +54,7 @@ def _reject_other_unit(table: Table, header: str, normalized: str, target: str) 
 
 @dataclass
 class HeaderResolution:
-    """Which file column feeds which canonical column or custom attribute, and what is ignored."""
+    """Mapping of file columns onto canonical columns or custom attributes, and the ignored headers."""
 
     columns: dict[int, str] = field(default_factory=dict)  # file column position -> target name
     sources: dict[str, str] = field(default_factory=dict)  # target name -> header in the file

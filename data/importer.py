@@ -50,7 +50,7 @@ _PERSON_NAME_COLUMNS = frozenset({("reps", "name")})
 
 @dataclass
 class ImportSummary:
-    """What an import read, kept, rejected and changed; ``format()`` renders it for people."""
+    """Counts, coercions and outcomes of one import; ``format()`` renders them for people."""
 
     source: Path
     table: str

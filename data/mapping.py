@@ -83,7 +83,7 @@ class AttributeDeclaration(BaseModel):
 
 
 class TableMapping(BaseModel):
-    """How the columns and values of one table's export map onto the canonical table."""
+    """Column renames, custom attributes, value maps and date settings of one table's export."""
 
     model_config = ConfigDict(extra="forbid")
 

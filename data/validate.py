@@ -336,8 +336,8 @@ def validate_table(
     Raises ``SchemaError`` naming each absent required column and its accepted headers.
     Otherwise reports: missing required values, values of the wrong type (float ids,
     text in numeric columns, naive timestamps), categories outside their closed set, unknown
-    stages, values below a column's minimum, duplicate keys and, on tables that allow them,
-    undeclared extra columns. ``source_rows`` gives the file row number of each frame row.
+    stages, values below a column's minimum, duplicate keys, and columns that are neither canonical
+    nor declared attributes. ``source_rows`` gives the file row number of each frame row.
     """
     table = get_table(name)
     missing = [column for column in table.required_columns if column not in frame.columns]
@@ -504,7 +504,7 @@ def validate_tables(tables: CanonicalTables) -> dict[str, ValidationReport]:
 
     Cross-table checks, each reported on the referring table: activities and stage changes
     whose lead_id is not in leads; orders whose customer_id no lead carries (only when some
-    lead carries a customer_id, otherwise one table-level problem says orders cannot be
+    lead carries a customer_id, otherwise one table-level problem reports that orders cannot be
     linked); lead owners, activity reps and rep managers missing from reps (only when the
     reps table has rows). Nothing is dropped.
     """

@@ -13,7 +13,7 @@ from data.schema import DEFAULT_TIMEZONE, TABLE_NAMES
 @click.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
-    "--table", required=True, type=click.Choice(TABLE_NAMES), help="Canonical table the file holds."
+    "--table", required=True, type=click.Choice(TABLE_NAMES), help="Canonical table that the file contains."
 )
 @click.option(
     "--out",

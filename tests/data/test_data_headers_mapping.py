@@ -182,3 +182,10 @@ def test_mapping_with_other_suffix(tmp_path: Path) -> None:
     path.write_text("{}", "utf-8")
     with pytest.raises(ConfigError, match=r"\.toml, \.yaml or \.yml"):
         load_mapping(path)
+
+
+def test_example_mapping_in_docs_loads() -> None:
+    path = Path(__file__).resolve().parents[2] / "docs" / "examples" / "crm-mapping.toml"
+    mapping = load_mapping(path)
+    assert mapping.for_table("leads").attributes[1].post_contact
+    assert mapping.for_table("stage_changes").values == {"stage": {"意向客户": "qualified"}}
