@@ -16,6 +16,8 @@ def _register_subcommands() -> None:
 
     data.add_command(data_import_cmd.import_command)
     data.add_command(data_import_cmd.validate_command)
+    data.add_command(__import__("leadscore.cli.data_generate_cmd", fromlist=["_"]).generate_command)
+    data.add_command(__import__("leadscore.cli.data_public_cmd", fromlist=["_"]).public_command)
 
 
 _register_subcommands()
