@@ -1,0 +1,1 @@
+"""Baseline models that the LightGBM models must beat: rules, logistic regression, BG/NBD."""
