@@ -4,6 +4,11 @@ Chinese CRMs and Excel on Chinese Windows write GBK (a subset of GB18030); web C
 UTF-8, often with a BOM so that Excel recognises it. Decoding is strict: a file that is
 none of these is rejected with the byte offset of the first byte that cannot be decoded,
 so no replacement characters ever reach the data.
+
+GB18030 assigns a character to almost every byte pair, so it also decodes many UTF-8 files
+that carry one damaged byte, as mojibake. When UTF-8 decoding fails but most non-ASCII
+characters before and after the failure are valid UTF-8, the file is treated as damaged
+UTF-8 and rejected with the offset of the bad byte instead.
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ from leadscore.errors import InputFileError
 # byte sequences (as the wrong characters), while the reverse is rare for real text.
 ENCODINGS: tuple[str, ...] = ("utf-8-sig", "gb18030")
 _BOM = "\ufeff"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# Valid UTF-8 multibyte characters per undecodable byte above which a file is damaged UTF-8.
+# GBK text read as UTF-8 yields far fewer valid characters than undecodable bytes.
+_DAMAGED_UTF8_RATIO = 4
+_ASCII_BYTES = bytes(range(0x80))
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,7 @@ def decode_bytes(raw: bytes, source: str | Path) -> DecodedText:
     and the line it is on. Text containing NUL characters is rejected too, because it is
     UTF-16 or binary data that both decoders would otherwise accept.
     """
+    _reject_utf16(raw, source)
     failures: list[UnicodeDecodeError] = []
     for encoding in ENCODINGS:
         try:
@@ -41,6 +52,8 @@ def decode_bytes(raw: bytes, source: str | Path) -> DecodedText:
         except UnicodeDecodeError as error:
             failures.append(error)
             continue
+        if failures and _is_damaged_utf8(raw):
+            _raise_damaged_utf8(raw, failures[0].start, source)
         _reject_nul(text, raw, source)
         has_bom = raw.startswith(b"\xef\xbb\xbf")
         name = "utf-8" if encoding == "utf-8-sig" and not has_bom else encoding
@@ -53,6 +66,35 @@ def decode_bytes(raw: bytes, source: str | Path) -> DecodedText:
         f"{source}: cannot decode byte 0x{raw[offset]:02X} at byte offset {offset} (line {line}); "
         f"the file is not UTF-8, UTF-8 with BOM or GB18030/GBK. "
         "Save it again as 'CSV UTF-8' or export it as XLSX"
+    )
+
+
+def _reject_utf16(raw: bytes, source: str | Path) -> None:
+    if raw.startswith(_UTF16_BOMS):
+        raise InputFileError(
+            f"{source}: the file starts with a UTF-16 byte order mark (byte offset 0), as Excel's "
+            "'Unicode Text' export does; UTF-16 is not supported. Save it again as 'CSV UTF-8' "
+            "or export it as XLSX"
+        )
+
+
+def _is_damaged_utf8(raw: bytes) -> bool:
+    """Return whether ``raw`` is mostly valid UTF-8 with a few undecodable bytes."""
+    # surrogateescape turns each undecodable byte into one lone surrogate, which encoding with
+    # errors="ignore" drops again; the other characters round-trip to their bytes.
+    text = raw.decode("utf-8", errors="surrogateescape")
+    undecodable = len(raw) - len(text.encode("utf-8", errors="ignore"))
+    ascii_bytes = len(raw) - len(raw.translate(None, _ASCII_BYTES))
+    valid_multibyte = len(text) - ascii_bytes - undecodable
+    return valid_multibyte > _DAMAGED_UTF8_RATIO * undecodable
+
+
+def _raise_damaged_utf8(raw: bytes, offset: int, source: str | Path) -> None:
+    line = raw.count(b"\n", 0, offset) + 1
+    raise InputFileError(
+        f"{source}: the file is UTF-8, but byte 0x{raw[offset]:02X} at byte offset {offset} (line {line}) "
+        "is not valid UTF-8. Delete or retype the damaged character on that line, or export the "
+        "file again as 'CSV UTF-8'"
     )
 
 

@@ -4,8 +4,8 @@ Placeholders
     Cells such as ``Select``, ``unknown``, ``-``, ``N/A``, ``无``, ``null`` or ``--`` (see
     ``DEFAULT_PLACEHOLDERS``; a cell of punctuation only counts too) are CRM filler, not
     data: they are treated as missing and counted per column. In a column that requires a
-    person's name (``reps.name``) a surname plus a title with no given name (``张经理``,
-    ``王总``, ``李老师``) is a placeholder as well.
+    person's name (``reps.name``) a title with no given name (``经理``, ``张经理``, ``王总``,
+    ``李老师``) is a placeholder as well.
 
 Duplicate keys and the merge policy
     Rows with the same key (``Table.key``: lead_id for leads, ...) are the same record, for
@@ -60,14 +60,24 @@ DEFAULT_PLACEHOLDERS: frozenset[str] = frozenset(
         "待定",
         "面议",
         "请选择",
+        # Excel error values: a formula that failed has no value.
+        "#null!",
+        "#div/0!",
+        "#value!",
+        "#ref!",
+        "#name?",
+        "#num!",
+        "#spill!",
+        "#calc!",
+        "#getting_data",
     }
 )
 _PUNCTUATION_ONLY = re.compile(r"^[-—–_/\\.·?？!！*#~]+$")
 _EXCEL_TEXT_FORMULA = re.compile(r'^="(.*)"$', re.DOTALL)
 
-# A surname (one or two Han characters) followed by a title, with no given name.
+# A title with at most a surname (one or two Han characters) before it and no given name.
 _TITLES = ("经理", "总监", "主管", "老师", "先生", "女士", "小姐", "总")
-_TITLE_ONLY_NAME = re.compile(r"^[\u4e00-\u9fff]{1,2}(" + "|".join(_TITLES) + r")$")
+_TITLE_ONLY_NAME = re.compile(r"^[\u4e00-\u9fff]{0,2}(" + "|".join(_TITLES) + r")$")
 
 
 def placeholder_key(text: str) -> str:
@@ -82,7 +92,7 @@ def is_placeholder(text: str, placeholders: frozenset[str] = DEFAULT_PLACEHOLDER
 
 
 def is_title_only_name(text: str) -> bool:
-    """Return whether ``text`` is a surname plus a title (``张经理``) rather than a person's name."""
+    """Return whether ``text`` is a title (``经理``) or a surname plus a title (``张经理``), not a name."""
     return bool(_TITLE_ONLY_NAME.match(text.strip()))
 
 

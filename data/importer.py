@@ -12,12 +12,19 @@ table, or it was an identical copy of a row that is (``duplicates_collapsed``). 
 row is in the rejects file with one line per problem. Rows already in the folder that a
 file row replaced under the merge policy are listed in the rejects file too, as
 ``existing`` rows, and counted in ``existing_replaced``.
+
+The rejects file collects the rejects of every file imported into the folder: an import
+replaces only the lines of a source file with the same name. Cells that a spreadsheet
+would run as a formula (starting with ``=``, ``+``, ``-`` or ``@``, plain numbers
+excepted) are written with a leading ``'``, and values are cut to ``MAX_VALUE_CHARS``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import re
 import zoneinfo
 from collections import Counter
 from collections.abc import Sequence
@@ -27,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from data import governance, parsing
+from data.encoding import read_text
 from data.folder import (
     CustomAttribute,
     read_attributes,
@@ -36,15 +44,23 @@ from data.folder import (
     write_table,
 )
 from data.headers import resolve_headers
-from data.mapping import ImportMapping, load_mapping
+from data.mapping import ImportMapping, check_date_formats, load_mapping
 from data.readers import RawTable, read_raw
 from data.schema import DEFAULT_TIMEZONE, Column, Table, get_table
-from data.validate import RowProblem, attribute_column, coerce_canonical_dtypes, validate_table
-from leadscore.errors import ConfigError
+from data.validate import (
+    MAX_VALUE_CHARS,
+    RowProblem,
+    attribute_column,
+    coerce_canonical_dtypes,
+    validate_table,
+)
+from leadscore.errors import ConfigError, InputFileError, SchemaError
 
 logger = logging.getLogger(__name__)
 
 REJECT_COLUMNS = ("source", "row", "column", "value", "reason")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _PERSON_NAME_COLUMNS = frozenset({("reps", "name")})
 
 
@@ -171,6 +187,7 @@ def import_file(
     table_mapping = import_mapping.for_table(table)
     zone = timezone or table_mapping.timezone or import_mapping.timezone or DEFAULT_TIMEZONE
     _check_timezone(zone)
+    _check_date_format_option(date_formats)
     formats = [*date_formats, *table_mapping.date_formats, *import_mapping.date_formats]
     declared = [declaration.to_attribute() for declaration in table_mapping.attributes]
 
@@ -186,7 +203,10 @@ def import_file(
         read=len(raw.rows),
         blank_rows=raw.blank_rows,
     )
-    parsed = _parse_file(raw, table_def, import_mapping, declared, zone, formats, summary)
+    try:
+        parsed = _parse_file(raw, table_def, import_mapping, declared, zone, formats, summary)
+    except SchemaError as error:
+        raise _with_sheet_hint(error, raw, sheet) from error
     summary.attributes_kept = parsed.attributes
     summary.attributes_missing = [a.name for a in declared if a not in parsed.attributes]
 
@@ -204,7 +224,7 @@ def import_file(
     attributes = _merge_attribute_declarations(
         read_attributes(out_dir) if table == "leads" else [], parsed.attributes
     )
-    existing = read_table(out_dir, table)
+    existing = _read_existing(out_dir, table)
     existing_frame = (
         coerce_canonical_dtypes(table, existing, attributes) if existing is not None else pd.DataFrame()
     )
@@ -222,11 +242,13 @@ def import_file(
     summary.accepted = summary.read - summary.rejected
     _check_counts(summary, merge)
 
+    # Read before writing anything, so that an unreadable rejects file leaves the folder unchanged.
+    earlier_rejects = read_earlier_rejects(summary.rejects_path, path.name)
     write_table(final, out_dir, table)
     if table == "leads" and attributes:
         write_attributes(out_dir, attributes)
     problems = [problem for position in sorted(parsed.problems) for problem in parsed.problems[position]]
-    write_rejects(summary.rejects_path, path.name, problems, extra_rejects)
+    write_rejects(summary.rejects_path, path.name, problems, extra_rejects, earlier=earlier_rejects)
     for problem in problems:
         summary.rejects_by_reason[(problem.column, problem.code)] += 1
     logger.info(
@@ -252,6 +274,36 @@ def _load(mapping: ImportMapping | Path | None) -> ImportMapping:
     if isinstance(mapping, ImportMapping):
         return mapping
     return load_mapping(Path(mapping))
+
+
+def _read_existing(out_dir: Path, table: str) -> pd.DataFrame | None:
+    import pyarrow as pa
+
+    try:
+        return read_table(out_dir, table)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise InputFileError(
+            f"{table_path(out_dir, table)} exists but cannot be read as a table ({error}); move it "
+            "away or import into another --out folder"
+        ) from error
+
+
+def _check_date_format_option(date_formats: Sequence[str]) -> None:
+    try:
+        check_date_formats(list(date_formats))
+    except ValueError as error:
+        raise ConfigError(f"--date-format: {error}") from None
+
+
+def _with_sheet_hint(error: SchemaError, raw: RawTable, sheet: str | None) -> SchemaError:
+    """Return ``error``, naming the other worksheets when the first one was read by default."""
+    if sheet is not None or len(raw.sheets) < 2:
+        return error
+    others = ", ".join(repr(name) for name in raw.sheets if name != raw.sheet)
+    return SchemaError(
+        f"{error}. These headers come from the first worksheet {raw.sheet!r}; the workbook also "
+        f"has {others}: choose the worksheet with --sheet"
+    )
 
 
 def _check_timezone(zone: str) -> None:
@@ -299,6 +351,9 @@ def _parse_file(
         if cleaned.placeholders:
             summary.placeholders[target] = len(cleaned.placeholders)
         cell_texts[target] = raw_cells
+        merged_fills = raw.merged_fills.get(position, 0)
+        if merged_fills:
+            summary.coercions.setdefault(target, Counter())["merged cell value copied"] += merged_fills
         if cleaned.unwrapped_formulas:
             summary.coercions.setdefault(target, Counter())["Excel text formula unwrapped"] += (
                 cleaned.unwrapped_formulas
@@ -310,10 +365,19 @@ def _parse_file(
         if parsed.coercions:
             summary.coercions.setdefault(target, Counter()).update(parsed.coercions)
         for index, reason in parsed.errors.items():
-            cell = raw_cells[index] or ""
+            cell = _cap(raw_cells[index] or "")
             problems.setdefault(index, []).append(
                 RowProblem(raw.row_numbers[index], target, cell, reason, "unparseable")
             )
+        for (row, column_position), reference in raw.formulas_without_result.items():
+            if column_position == position and row in position_of_row:
+                reason = (
+                    f"cell {reference} is a formula saved without its result; open the workbook in Excel "
+                    "and save it again, or export values instead of formulas"
+                )
+                problems.setdefault(position_of_row[row], []).append(
+                    RowProblem(row, target, "", reason, "formula_without_result")
+                )
         columns[target] = parsed.values
 
     frame = pd.DataFrame({name: pd.Series(values, dtype="object") for name, values in columns.items()})
@@ -379,7 +443,7 @@ def _add_validation_problems(
         known = problems.setdefault(position, [])
         if any(existing.column == problem.column for existing in known):
             continue  # the cell already failed to parse, which left it missing
-        cell = (cell_texts[problem.column][position] or "").strip()
+        cell = _cap((cell_texts[problem.column][position] or "").strip())
         if problem.code == "missing_required" and cell:
             reason = f"required value is a placeholder ({cell!r}), treated as missing"
             known.append(RowProblem(problem.row, problem.column, cell, reason, "placeholder"))
@@ -452,14 +516,62 @@ def _check_counts(summary: ImportSummary, merge: governance.MergeResult) -> None
 
 
 def write_rejects(
-    path: Path, source: str, problems: Sequence[RowProblem], extra: Sequence[tuple[str, RowProblem]] = ()
+    path: Path,
+    source: str,
+    problems: Sequence[RowProblem],
+    extra: Sequence[tuple[str, RowProblem]] = (),
+    *,
+    earlier: Sequence[Sequence[str]] | None = None,
 ) -> None:
-    """Write rejects as CSV in UTF-8 with a BOM (so Excel opens it), one line per problem."""
+    """Write rejects as CSV in UTF-8 with a BOM (so Excel opens it), one line per problem.
+
+    Lines of other sources already in the file are kept; those of ``source`` are replaced.
+    ``earlier`` is what ``read_earlier_rejects`` returned, when the caller read it already.
+    """
+    earlier_lines = read_earlier_rejects(path, source) if earlier is None else earlier
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(REJECT_COLUMNS)
+        writer.writerows(earlier_lines)
         for problem in problems:
-            writer.writerow((source, problem.row, problem.column, problem.value, problem.reason))
+            writer.writerow(_reject_line(source, problem))
         for origin, problem in extra:
-            writer.writerow((origin, problem.row, problem.column, problem.value, problem.reason))
+            writer.writerow(_reject_line(origin, problem))
+
+
+def read_earlier_rejects(path: Path, source: str) -> list[list[str]]:
+    """Return the lines of an existing rejects file whose source is not ``source``."""
+    if not path.exists():
+        return []
+    text = read_text(path).text  # GBK too: Excel on Chinese Windows saves CSV files as GBK
+    try:
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as error:
+        raise InputFileError(
+            f"cannot read the existing rejects file {path} ({error}); move it away so that the import "
+            "can write a new one"
+        ) from error
+    escaped_source = _escape_formula(source)
+    return [line for line in lines[1:] if line and line[0] != escaped_source]
+
+
+def _reject_line(source: str, problem: RowProblem) -> tuple[str, int, str, str, str]:
+    return (
+        _escape_formula(source),
+        problem.row,
+        _escape_formula(problem.column),
+        _escape_formula(problem.value),
+        _escape_formula(problem.reason),
+    )
+
+
+def _escape_formula(text: str) -> str:
+    """Prefix ``'`` to text that Excel would run as a formula, so the rejects file is safe to open."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def _cap(text: str) -> str:
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"

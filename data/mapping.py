@@ -48,7 +48,8 @@ def _check_timezone(value: str | None) -> str | None:
     return value
 
 
-def _check_date_formats(formats: list[str]) -> list[str]:
+def check_date_formats(formats: list[str]) -> list[str]:
+    """Return ``formats`` unchanged; raise ``ValueError`` naming a format without a % directive."""
     for date_format in formats:
         if "%" not in date_format:
             raise ValueError(
@@ -109,7 +110,7 @@ class TableMapping(BaseModel):
     @field_validator("date_formats")
     @classmethod
     def _formats_have_directives(cls, value: list[str]) -> list[str]:
-        return _check_date_formats(value)
+        return check_date_formats(value)
 
 
 class ImportMapping(BaseModel):
@@ -136,7 +137,7 @@ class ImportMapping(BaseModel):
     @field_validator("date_formats")
     @classmethod
     def _formats_have_directives(cls, value: list[str]) -> list[str]:
-        return _check_date_formats(value)
+        return check_date_formats(value)
 
     @model_validator(mode="after")
     def _check_tables(self) -> ImportMapping:
@@ -210,8 +211,12 @@ def load_mapping(path: Path) -> ImportMapping:
     path = Path(path)
     try:
         text = path.read_text("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise ConfigError(f"cannot read mapping file {path}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"mapping file {path} is not UTF-8 (byte offset {error.start}); save it as UTF-8"
+        ) from error
 
     suffix = path.suffix.lower()
     payload: Any
@@ -249,4 +254,6 @@ def _describe(item: Any) -> str:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"  - {location}: unknown key {key!r}{hint}"
     message = str(item["msg"]).removeprefix("Value error, ")
+    if item["type"] == "string_type":
+        message += " (quote it: YAML reads an unquoted 0123 as the number 83 and yes/no as true/false)"
     return f"  - {location}: {message}"

@@ -11,9 +11,12 @@ Timestamps
     orders such as ``03/05/2024``. Those are parsed only when one reading is possible
     (``25/03/2024`` is day first, ``03/25/2024`` month first); ``03/05/2024`` is rejected as
     ambiguous. In XLSX files a number in a date column is an Excel serial day number.
-    Values without an offset are local times in the given time zone. Every value is
-    returned as a tz-aware UTC ``pandas.Timestamp``, so naive and aware values are never
-    compared.
+    A 12-hour time marked 上午/下午 (a.m./p.m., as Chinese Windows writes it:
+    ``2024/3/5 下午 2:02:00``) is read as the 24-hour time. Values without an offset are
+    local times in the given time zone. Every value is returned as a tz-aware UTC
+    ``pandas.Timestamp``, so naive and aware values are never compared. Dates before 1950
+    or after 2099 are rejected: CRM exports use ones such as 1900-01-01, 0001-01-01 or
+    9999-12-31 to mean "unknown".
 """
 
 from __future__ import annotations
@@ -56,11 +59,22 @@ def _lookup_key(text: str) -> str:
     return " ".join(canonical_text(text).casefold().split())
 
 
+_MAX_QUOTED_CHARS = 80  # cell texts quoted in error reasons are cut to this length
+
+
+def quote_cell(text: str) -> str:
+    """Return ``text`` quoted for an error reason, cut to 80 characters so a huge cell stays readable."""
+    if len(text) > _MAX_QUOTED_CHARS:
+        text = text[: _MAX_QUOTED_CHARS - 1] + "…"
+    return repr(text)
+
+
 # ---------------------------------------------------------------------------------------
 # Ids and text
 
 _SCIENTIFIC_ID = re.compile(r"^\d(\.\d+)?[eE][+]?\d+$")
 _FLOAT_ID = re.compile(r"^(\d+)\.0+$")
+_MAX_EXACT_FLOAT_ID = 2**53  # a double represents every whole number up to this one exactly
 
 
 def parse_ids(cells: Cells) -> ParsedColumn:
@@ -68,7 +82,8 @@ def parse_ids(cells: Cells) -> ParsedColumn:
 
     Full-width digits become ASCII. ``123.0`` (an id written by a float column) becomes
     ``123``. Scientific notation such as ``1.23457E+18`` is rejected, because the
-    spreadsheet that wrote it already rounded the id.
+    spreadsheet that wrote it already rounded the id, and so is a ``.0`` id above 2**53,
+    whose float may have rounded its last digits.
     """
     parsed = ParsedColumn(values=[])
     for position, cell in enumerate(cells):
@@ -80,12 +95,20 @@ def parse_ids(cells: Cells) -> ParsedColumn:
             parsed.coercions["full-width characters"] += 1
         if _SCIENTIFIC_ID.match(text):
             parsed.errors[position] = (
-                f"id {text!r} is in scientific notation, so a spreadsheet rounded it; "
+                f"id {quote_cell(text)} is in scientific notation, so a spreadsheet rounded it; "
                 "export the id column as text"
             )
             parsed.values.append(None)
             continue
         whole = _FLOAT_ID.match(text)
+        if whole and int(whole.group(1)) > _MAX_EXACT_FLOAT_ID:
+            parsed.errors[position] = (
+                f"id {quote_cell(text)} was written from a float column (trailing .0) and has more "
+                "digits than a float holds exactly, so its last digits may be rounded; "
+                "export the id column as text"
+            )
+            parsed.values.append(None)
+            continue
         if whole:
             text = whole.group(1)
             parsed.coercions["trailing .0 removed"] += 1
@@ -199,7 +222,7 @@ def parse_categories(
             if value is None:
                 mapping_key = f"[tables.{table or 'TABLE'}.values.{column or 'COLUMN'}]"
                 parsed.errors[position] = (
-                    f"unknown {column or 'value'} {cell!r}; expected one of {', '.join(allowed)}, "
+                    f"unknown {column or 'value'} {quote_cell(cell)}; expected one of {', '.join(allowed)}, "
                     f"or add it under {mapping_key} in the mapping file"
                 )
             elif value != cell:
@@ -223,7 +246,10 @@ def parse_stages(cells: Cells, *, value_map: Mapping[str, str] | None = None) ->
             continue
         code = mapped.get(_lookup_key(cell)) or normalize_stage(canonical_text(cell))
         if code is None:
-            parsed.errors[position] = f"unknown stage {cell!r}; expected one of {accepted}"
+            parsed.errors[position] = (
+                f"unknown stage {quote_cell(cell)}; expected one of {accepted}, "
+                "or add it under [tables.stage_changes.values.stage] in the mapping file"
+            )
         elif code != cell:
             parsed.coercions["stage name translated"] += 1
         parsed.values.append(code)
@@ -261,22 +287,22 @@ def parse_number_text(text: str) -> tuple[float | None, list[str], str | None]:
     multiplier = 1.0
     if cleaned[-1:] in _MULTIPLIERS:
         multiplier = _MULTIPLIERS[cleaned[-1]]
+        coercions.append(f"{cleaned[-1]} multiplier")
         cleaned = cleaned[:-1].strip()
-        coercions.append(f"{text.strip()[-1]} multiplier")
     if "," in cleaned:
         if not _THOUSANDS.match(cleaned):
             return (
                 None,
                 coercions,
-                f"{text!r} is not a number (a comma is only accepted between groups of 3 digits)",
+                f"{quote_cell(text)} is not a number (a comma is only accepted between groups of 3 digits)",
             )
         cleaned = cleaned.replace(",", "")
         coercions.append("thousands separators removed")
     if not _PLAIN_NUMBER.match(cleaned):
-        return None, coercions, f"{text!r} is not a number"
+        return None, coercions, f"{quote_cell(text)} is not a number"
     value = float(cleaned) * multiplier
     if not math.isfinite(value):
-        return None, coercions, f"{text!r} is not a finite number"
+        return None, coercions, f"{quote_cell(text)} is not a finite number"
     return (-value if negative else value), coercions, None
 
 
@@ -289,7 +315,7 @@ def parse_numbers(cells: Cells, *, integer: bool = False) -> ParsedColumn:
             continue
         value, coercions, error = parse_number_text(cell)
         if error is None and integer and value is not None and not value.is_integer():
-            error = f"{cell!r} is not a whole number"
+            error = f"{quote_cell(cell)} is not a whole number"
         if error is not None:
             parsed.errors[position] = error
             parsed.values.append(None)
@@ -320,7 +346,9 @@ def parse_booleans(cells: Cells) -> ParsedColumn:
                 parsed.coercions["boolean word translated"] += 1
             parsed.values.append(key in TRUE_WORDS)
         else:
-            parsed.errors[position] = f"{cell!r} is not a yes/no value; use 是/否, Y/N, true/false or 1/0"
+            parsed.errors[position] = (
+                f"{quote_cell(cell)} is not a yes/no value; use 是/否, Y/N, true/false or 1/0"
+            )
             parsed.values.append(None)
     return parsed
 
@@ -369,7 +397,9 @@ def parse_currencies(cells: Cells, *, default: str = DEFAULT_CURRENCY) -> Parsed
         text = canonical_text(cell).upper()
         code = CURRENCY_SYNONYMS.get(text, text)
         if not _CURRENCY_CODE.match(code):
-            parsed.errors[position] = f"unknown currency {cell!r}; use an ISO 4217 code such as CNY or USD"
+            parsed.errors[position] = (
+                f"unknown currency {quote_cell(cell)}; use an ISO 4217 code such as CNY or USD"
+            )
             parsed.values.append(None)
             continue
         if code != cell:
@@ -405,6 +435,8 @@ _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 # Serial numbers of 1950-01-01 and 2100-01-01: outside this range a number is more likely a
 # count or an id than a date.
 _SERIAL_RANGE = (18264.0, 73051.0)
+_YEAR_RANGE = (1950, 2100)  # accepted years, end excluded; the same span as _SERIAL_RANGE
+_MERIDIEM = re.compile(r"(上午|下午)\s*(\d{1,2})(:\d{2}(?::\d{2})?)")
 
 
 def parse_timestamps(
@@ -440,7 +472,7 @@ def _parse_one_timestamp(
     cell: str, zone: zoneinfo.ZoneInfo, zone_name: str, formats: Sequence[str], excel_serial: bool
 ) -> tuple[pd.Timestamp | None, tuple[str, ...], str | None]:
     text = canonical_text(cell)
-    reading, error = _read_datetime(text, formats, excel_serial)
+    reading, error = _read_accepted_datetime(cell, text, formats, excel_serial)
     if reading is None:
         return None, (), error
     coercions = ("Excel serial date",) if _SERIAL.match(text) and excel_serial else ()
@@ -450,10 +482,45 @@ def _parse_one_timestamp(
     local = reading.replace(tzinfo=zone)
     round_trip = local.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
     if round_trip != reading:
-        return None, (), f"{cell!r} does not exist in {zone_name} (clocks were set forward)"
+        return None, (), f"{quote_cell(cell)} does not exist in {zone_name} (clocks were set forward)"
     if local.utcoffset() != reading.replace(tzinfo=zone, fold=1).utcoffset():
-        return None, (), f"{cell!r} occurs twice in {zone_name} (clocks were set back); add an offset"
+        reason = f"{quote_cell(cell)} occurs twice in {zone_name} (clocks were set back); add an offset"
+        return None, (), reason
     return pd.Timestamp(local).tz_convert("UTC"), (*coercions, f"assumed {zone_name}"), None
+
+
+def _read_accepted_datetime(
+    cell: str, text: str, formats: Sequence[str], excel_serial: bool
+) -> tuple[dt.datetime | None, str | None]:
+    """Read ``text`` like ``_read_datetime``, after converting 上午/下午 times.
+
+    A date outside ``_YEAR_RANGE`` is rejected.
+    """
+    text, error = _replace_meridiem(text)
+    if error is not None:
+        return None, error
+    reading, error = _read_datetime(text, formats, excel_serial)
+    first_year, end_year = _YEAR_RANGE
+    if reading is not None and not first_year <= reading.year < end_year:
+        return None, (
+            f"{quote_cell(cell)} is outside the accepted years {first_year}-{end_year - 1}; a date such "
+            "as 1900-01-01 or 9999-12-31 usually means 'unknown', so leave the cell blank"
+        )
+    return reading, error
+
+
+def _replace_meridiem(text: str) -> tuple[str, str | None]:
+    """Rewrite a 12-hour time after 上午/下午 as a 24-hour time; return (text, error reason)."""
+    match = _MERIDIEM.search(text)
+    if match is None:
+        return text, None
+    hour = int(match[2])
+    if not 1 <= hour <= 12:
+        return text, (
+            f"{quote_cell(text)} has the hour {hour} after {match[1]}; a 12-hour time runs from 1 to 12"
+        )
+    hour = hour % 12 + (12 if match[1] == "下午" else 0)
+    return f"{text[: match.start()]}{hour:02d}{match[3]}{text[match.end() :]}", None
 
 
 def _read_datetime(
@@ -482,7 +549,7 @@ def _read_datetime(
     if _SERIAL.match(text):
         return _read_serial(text, excel_serial)
     return None, (
-        f"{text!r} is not a recognized date; expected formats such as 2024-03-05 14:02, "
+        f"{quote_cell(text)} is not a recognized date; expected formats such as 2024-03-05 14:02, "
         "2024/3/5 14:02, 2024年3月5日 14:02 or 20240305, or add date_formats to the mapping file"
     )
 
@@ -500,20 +567,22 @@ def _read_day_month(text: str, match: re.Match[str]) -> tuple[dt.datetime | None
     if len(distinct) == 1:
         return distinct[0], None
     if not distinct:
-        return None, f"{text!r} is not a valid date"
+        return None, f"{quote_cell(text)} is not a valid date"
     month_first, day_first = (f"{reading:%Y-%m-%d}" for reading in readings)
     return None, (
-        f"ambiguous date {text!r}: {month_first} if the month comes first, {day_first} if the day comes "
-        "first; add the format to date_formats in the mapping file or --date-format (e.g. %d/%m/%Y)"
+        f"ambiguous date {quote_cell(text)}: {month_first} if the month comes first, {day_first} if the day "
+        "comes first; add the format to date_formats in the mapping file or --date-format (e.g. %d/%m/%Y)"
     )
 
 
 def _read_serial(text: str, excel_serial: bool) -> tuple[dt.datetime | None, str | None]:
     if not excel_serial:
-        return None, f"{text!r} is a number, not a date (Excel serial dates are read only from XLSX files)"
+        return None, (
+            f"{quote_cell(text)} is a number, not a date (Excel serial dates are read only from XLSX files)"
+        )
     serial = float(text)
     low, high = _SERIAL_RANGE
     if not low <= serial < high:
-        return None, f"{text!r} is not a date (Excel serial numbers for 1950-2099 are accepted)"
+        return None, f"{quote_cell(text)} is not a date (Excel serial numbers for 1950-2099 are accepted)"
     # Microsecond rounding keeps 45356.6 from landing a hair before 14:24.
     return _EXCEL_EPOCH + dt.timedelta(microseconds=round(serial * 86_400_000_000)), None

@@ -9,6 +9,13 @@ has one), and list values are joined with ``;``.
 Row numbers: data row 1 is the first row after the header, as a user counts rows in the
 file. Completely blank rows are skipped but keep their number, so later rows still match
 what the user sees.
+
+XLSX specifics: Excel keeps 15 significant digits, so a whole number of 16 or more digits
+(an id typed as a number) is rendered in scientific notation, which the id parser rejects.
+A cell merged over several rows shows its value on each of them, so the covered rows get
+the value of the merged range's top-left cell (counted in ``RawTable.merged_fills``). A
+formula saved without its result (as export libraries write them) has no value to read, so
+its position is listed in ``RawTable.formulas_without_result`` for the importer to reject.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import datetime as dt
 import io
 import logging
 import math
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +53,13 @@ _SUFFIXES: dict[str, FileFormat] = {
     ".pq": "parquet",
 }
 _MAX_EXACT_FLOAT = 2.0**53
+_EXCEL_DIGITS = 15  # significant digits that Excel stores of a number
+_MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+[0-9]+):([A-Z]+[0-9]+)"')
+# A cell whose first child is a formula: the schema puts <f> before <v> and <is>.
+_FORMULA_CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*)><(?:\w+:)?f\b(.*?)</(?:\w+:)?c>", re.DOTALL)
+_CELL_REFERENCE = re.compile(rb'\br="([A-Z]+[0-9]+)"')
+_VALUE = re.compile(rb"<(?:\w+:)?v>[^<]")
+_XML_CHUNK = 1 << 20
 _CSV_FIELD_LIMIT = 10 * 1024 * 1024  # a quoted note field may hold long text, up to 10 MiB
 
 
@@ -61,6 +76,12 @@ class RawTable:
     blank_rows: int = 0
     encoding: str | None = None
     delimiter: str | None = None
+    header_record: int = 1  # 1-based record of the header: the sheet row in XLSX
+    sheet: str | None = None
+    sheets: tuple[str, ...] = ()  # every worksheet of an XLSX workbook
+    merged_fills: dict[int, int] = field(default_factory=dict)  # column position -> cells filled
+    # (data row number, column position) -> cell reference such as "C2"
+    formulas_without_result: dict[tuple[int, int], str] = field(default_factory=dict)
 
     @property
     def excel_serial_dates(self) -> bool:
@@ -94,6 +115,8 @@ def detect_format(path: Path) -> FileFormat:
 def read_raw(path: Path, *, sheet: str | None = None) -> RawTable:
     """Read ``path`` (CSV, XLSX or Parquet) into cell texts; raise ``InputFileError`` if unreadable."""
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder; pass the path of the exported file itself")
     if not path.is_file():
         raise InputFileError(f"input file {path} not found")
     file_format = detect_format(path)
@@ -156,12 +179,26 @@ def sniff_delimiter(text: str) -> str:
 
 
 def _csv_records(text: str, delimiter: str, path: Path) -> Iterator[list[str]]:
+    """Yield the records of ``text``; raise ``InputFileError`` on broken quoting.
+
+    Parsing is strict: a quoted field that is still open at the end of the file, or that
+    has text after its closing quote, is an error. A lenient reader would swallow every
+    following row into one cell without notice.
+    """
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    start_line = 1
     try:
-        yield from reader
+        for record in reader:
+            yield record
+            start_line = reader.line_num + 1
     except csv.Error as error:
-        raise InputFileError(f"{path}: invalid CSV near line {reader.line_num}: {error}") from error
+        raise InputFileError(
+            f"{path}: invalid CSV in the row that starts on line {start_line} (error near line "
+            f'{reader.line_num}: {error}). A quote (") that opens a field is probably not closed, '
+            'or text follows a closing quote; a quote inside a quoted field is written as "". '
+            "Fix the quotes on that line or export the file again"
+        ) from error
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,13 +224,111 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
                 f"{path}: no worksheet named {sheet!r}; sheets: {', '.join(workbook.sheetnames)}"
             )
         records = (
-            [format_cell(value) or "" for value in row] for row in worksheet.iter_rows(values_only=True)
+            [format_xlsx_cell(value) or "" for value in row] for row in worksheet.iter_rows(values_only=True)
         )
         table = _table_from_records(path, "xlsx", records)
+        table.sheet = worksheet.title
+        table.sheets = tuple(workbook.sheetnames)
+        layout = _scan_worksheet_xml(path, worksheet)
     finally:
         workbook.close()
-    logger.info("read %s: xlsx, %d data rows", path, len(table.rows))
+    _fill_merged_cells(table, layout.merged)
+    _list_formulas_without_result(table, layout.formulas_without_result)
+    logger.info("read %s: xlsx, sheet %r, %d data rows", path, table.sheet, len(table.rows))
     return table
+
+
+def format_xlsx_cell(value: object) -> str | None:
+    """Render an XLSX cell like ``format_cell``, but a number of 16 or more digits in exponent form."""
+    text = format_cell(value)
+    if text is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return text
+    digits = text.lstrip("-")
+    if digits.isdigit() and len(digits) > _EXCEL_DIGITS:
+        return f"{float(text):.{_EXCEL_DIGITS - 1}e}"  # Excel kept only the first 15 digits
+    return text
+
+
+@dataclass
+class _SheetLayout:
+    """Merged ranges and formulas without a result: the parts of a worksheet that read-only mode omits."""
+
+    # (min_col, min_row, max_col, max_row) of each merged range, 1-based
+    merged: list[tuple[int, int, int, int]] = field(default_factory=list)
+    formulas_without_result: list[str] = field(default_factory=list)  # cell references such as "C2"
+
+
+def _scan_worksheet_xml(path: Path, worksheet: object) -> _SheetLayout:
+    """Scan the worksheet's XML part for merged ranges and for formulas saved without a result.
+
+    Read-only worksheets expose neither. The part is read in chunks, and each chunk is cut
+    after its last cell end tag, so that no cell is split between two scans.
+    """
+    from openpyxl.utils.cell import range_boundaries
+
+    layout = _SheetLayout()
+    # NOTE: _worksheet_path is private to openpyxl's ReadOnlyWorksheet (openpyxl 3.1). If a
+    # later version drops it, merged ranges are not filled and formulas are not checked.
+    member = getattr(worksheet, "_worksheet_path", None)
+    if not isinstance(member, str):
+        logger.warning("%s: cannot locate the worksheet XML; merged cells and formulas are not checked", path)
+        return layout
+    pending = b""
+    with zipfile.ZipFile(path) as archive, archive.open(member.lstrip("/")) as stream:
+        while chunk := stream.read(_XML_CHUNK):
+            pending += chunk
+            end = _last_cell_end(pending)
+            _collect_formulas_without_result(pending[:end], layout.formulas_without_result)
+            pending = pending[end:]
+    for match in _MERGE_CELL.finditer(pending):  # merged ranges follow the cell data
+        layout.merged.append(range_boundaries(f"{match[1].decode()}:{match[2].decode()}"))
+    return layout
+
+
+def _last_cell_end(xml: bytes) -> int:
+    """Return the offset just after the last cell end tag (``</c>`` or ``</x:c>``) in ``xml``, else 0."""
+    plain = xml.rfind(b"</c>")
+    prefixed = xml.rfind(b":c>")
+    return max(plain + 4 if plain >= 0 else 0, prefixed + 3 if prefixed >= 0 else 0)
+
+
+def _collect_formulas_without_result(xml: bytes, found: list[str]) -> None:
+    """Append the references of the formula cells in ``xml`` that were saved without a result."""
+    for cell in _FORMULA_CELL.finditer(xml):
+        attributes, body = cell[1], cell[2]
+        # Excel writes t="str" with an empty <v> for a formula whose result is the empty string.
+        if _VALUE.search(body) or b't="str"' in attributes:
+            continue
+        reference = _CELL_REFERENCE.search(attributes)
+        if reference:
+            found.append(reference[1].decode())
+
+
+def _list_formulas_without_result(table: RawTable, references: list[str]) -> None:
+    from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
+
+    for reference in references:
+        column_letters, sheet_row = coordinate_from_string(reference)
+        number = sheet_row - table.header_record
+        if number >= 1:
+            table.formulas_without_result[(number, column_index_from_string(column_letters) - 1)] = reference
+
+
+def _fill_merged_cells(table: RawTable, ranges: list[tuple[int, int, int, int]]) -> None:
+    """Copy the value of each vertically merged range into the data rows it covers."""
+    position_of_number = {number: position for position, number in enumerate(table.row_numbers)}
+    for min_col, min_row, _max_col, max_row in ranges:
+        column = min_col - 1
+        top = position_of_number.get(min_row - table.header_record)
+        if top is None or column >= len(table.headers) or max_row == min_row:
+            continue  # a header, blank-row or horizontal merge: nothing to copy
+        value = table.rows[top][column]
+        for sheet_row in range(min_row + 1, max_row + 1):
+            position = position_of_number.get(sheet_row - table.header_record)
+            if value is None or position is None or table.rows[position][column] is not None:
+                continue
+            table.rows[position][column] = value
+            table.merged_fills[column] = table.merged_fills.get(column, 0) + 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -209,11 +344,21 @@ def read_parquet(path: Path) -> RawTable:
     except (OSError, ValueError, pa.ArrowException) as error:
         raise InputFileError(f"{path}: not a readable Parquet file: {error}") from error
     headers = [str(column) for column in frame.columns]
-    columns = [[format_cell(value) for value in frame[column].tolist()] for column in frame.columns]
+    columns = [_parquet_column_texts(path, str(column), frame[column].tolist()) for column in frame.columns]
     records = [headers, *([cell or "" for cell in row] for row in zip(*columns, strict=True))]
     table = _table_from_records(path, "parquet", records)
     logger.info("read %s: parquet, %d data rows", path, len(table.rows))
     return table
+
+
+def _parquet_column_texts(path: Path, column: str, values: list[object]) -> list[str | None]:
+    try:
+        return [format_cell(value) for value in values]
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            f"{path}: column {column!r} has binary values that are not UTF-8 text ({error}); write the "
+            "column as a string column"
+        ) from error
 
 
 # ---------------------------------------------------------------------------------------
@@ -226,6 +371,9 @@ def format_cell(value: object) -> str | None:  # noqa: PLR0911 - one return per 
         return None
     if isinstance(value, str):
         return value if value.strip() else None
+    if isinstance(value, (bytes, bytearray)):
+        # Parquet writers such as Spark and Hive store strings as BINARY without the UTF8 annotation.
+        return format_cell(bytes(value).decode("utf-8"))
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, (int, np.integer)):
@@ -256,7 +404,9 @@ def _format_float(number: float) -> str | None:
 def _table_from_records(path: Path, file_format: FileFormat, records: Iterable[list[str]]) -> RawTable:
     iterator = iter(records)
     headers: list[str] | None = None
+    header_record = 0
     for record in iterator:
+        header_record += 1
         if any(cell.strip() for cell in record):
             headers = [cell.strip() for cell in record]
             break
@@ -265,7 +415,14 @@ def _table_from_records(path: Path, file_format: FileFormat, records: Iterable[l
     while headers and not headers[-1]:
         headers.pop()  # trailing empty header cells are spreadsheet padding
 
-    table = RawTable(source=path, format=file_format, headers=headers, rows=[], row_numbers=[])
+    table = RawTable(
+        source=path,
+        format=file_format,
+        headers=headers,
+        rows=[],
+        row_numbers=[],
+        header_record=header_record,
+    )
     width = len(headers)
     for number, record in enumerate(iterator, start=1):
         cells = [cell if cell.strip() else None for cell in record]

@@ -75,6 +75,8 @@ def validate_command(directory: Path) -> None:
     Prints one report per table. Exits 1 when any problem is found, 2 when the folder
     cannot be read.
     """
+    import pyarrow as pa
+
     from data.folder import read_data_dir, table_path
     from data.validate import validate_tables
     from leadscore.errors import InputFileError
@@ -84,7 +86,13 @@ def validate_command(directory: Path) -> None:
             f"{directory} has no table files ({', '.join(f'{name}.parquet' for name in TABLE_NAMES)}); "
             "create them with 'leadscore data import' or 'leadscore data generate'"
         )
-    tables = read_data_dir(directory, require=())
+    try:
+        tables = read_data_dir(directory, require=())
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise InputFileError(
+            f"cannot read a table of the data folder {directory} ({error}); import that table again "
+            "or move the damaged file away"
+        ) from error
     reports = validate_tables(tables)
     for report in reports.values():
         click.echo(report.format())
