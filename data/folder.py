@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 
 import pandas as pd
+import pyarrow as pa
 
 from data.schema import TABLE_NAMES
 from leadscore.errors import InputFileError
@@ -70,9 +71,41 @@ def read_attributes(directory: Path) -> list[CustomAttribute]:
         return []
     try:
         payload = json.loads(path.read_text("utf-8"))
-        return [CustomAttribute(**item) for item in payload]
-    except (json.JSONDecodeError, TypeError) as error:
-        raise InputFileError(f"{path} is not a valid attribute declaration file: {error}") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputFileError(f"{path} is not valid UTF-8 JSON: {error}") from error
+    if not isinstance(payload, list):
+        raise InputFileError(
+            f"{path} must hold a JSON list of attribute declarations, found {type(payload).__name__}"
+        )
+    return [_parse_attribute(item, path, position) for position, item in enumerate(payload, start=1)]
+
+
+def _parse_attribute(item: object, path: Path, position: int) -> CustomAttribute:
+    where = f"{path}, declaration {position}"
+    if not isinstance(item, dict):
+        raise InputFileError(f"{where}: expected an object with name and type, found {item!r}")
+    unknown = sorted(set(item) - {"name", "type", "post_contact", "description"})
+    if unknown:
+        raise InputFileError(
+            f"{where}: unknown key(s) {unknown}; allowed: name, type, post_contact, description"
+        )
+    name, kind = item.get("name"), item.get("type")
+    if not isinstance(name, str) or not name.strip():
+        raise InputFileError(f"{where}: 'name' must be a non-empty string, found {name!r}")
+    allowed_types = get_args(AttributeType)
+    if kind not in allowed_types:
+        raise InputFileError(
+            f"{where}: attribute {name!r} has type {kind!r}; expected one of {allowed_types}"
+        )
+    post_contact = item.get("post_contact", False)
+    if not isinstance(post_contact, bool):
+        raise InputFileError(
+            f"{where}: 'post_contact' of {name!r} must be true or false, found {post_contact!r}"
+        )
+    description = item.get("description", "")
+    return CustomAttribute(
+        name=name, type=cast(AttributeType, kind), post_contact=post_contact, description=str(description)
+    )
 
 
 def read_table(directory: Path, table: str, *, required: bool = False) -> pd.DataFrame | None:
@@ -85,13 +118,18 @@ def read_table(directory: Path, table: str, *, required: bool = False) -> pd.Dat
                 f"(create it with 'leadscore data import ... --table {table}')"
             )
         return None
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError) as error:
+        raise InputFileError(
+            f"{path} is not a readable Parquet file ({error}); re-create it with 'leadscore data import'"
+        ) from error
 
 
 def read_data_dir(directory: Path, *, require: tuple[str, ...] = ("leads",)) -> CanonicalTables:
     """Read every canonical table from a data folder.
 
-    Tables named in ``require`` must exist; the others default to empty frames with the
+    Tables named in ``require`` must exist. The others default to empty frames with the
     canonical columns, so a team without order history can still score conversion.
     """
     from data.validate import empty_table  # the validator owns the canonical dtypes

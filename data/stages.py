@@ -40,6 +40,7 @@ _EXTRA_SPELLINGS: dict[str, str] = {
     "流失": "lost",
     "输单": "lost",
     "已成交": "won",
+    "赢单": "won",
     "成交": "won",
     "签约": "won",
     "closed won": "won",
