@@ -1,0 +1,625 @@
+"""JSON error bodies for the service: every 4xx and 5xx response has the same shape.
+
+An error body carries a stable ``code``, a ``message`` in the request's locale (en or zh-CN),
+the ``field`` at fault, the ``value`` received and what is ``allowed`` there, the request id,
+and under ``errors`` one entry per problem when a payload has several. Payload validation
+errors (pydantic) become 422, a ``LeadscoreError`` gets its own ``http_status``, and anything
+unexpected becomes a 500 that names only the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from leadscore.errors import ConflictError, DataValidationError, LeadscoreError
+from leadscore.i18n import DEFAULT_LOCALE, Locale, register_messages, translate
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_CODE = "invalid_request"
+INTERNAL_CODE = "internal_error"
+DATABASE_CODE = "database_unavailable"
+MAX_VALUE_CHARS = 120
+# Top-level request parts that FastAPI puts first in an error location.
+_LOCATION_ROOTS = frozenset({"body", "query", "path", "header"})
+_QUOTED = re.compile(r"'([^']*)'")
+
+_MESSAGES: dict[str, dict[str, str]] = {
+    "http.missing": {"en": "{field} is required", "zh-CN": "缺少必填字段 {field}"},
+    "http.extra": {
+        "en": "{field} is not an accepted field; accepted fields: {allowed}",
+        "zh-CN": "{field} 不是可接受的字段；可接受的字段：{allowed}",
+    },
+    "http.null": {
+        "en": "{field} must not be null; send {allowed}",
+        "zh-CN": "{field} 不能为 null，应为{allowed}",
+    },
+    "http.type": {
+        "en": "{field} has the invalid value {value}; expected {allowed}",
+        "zh-CN": "{field} 的值 {value} 无效，应为{allowed}",
+    },
+    "http.choice": {
+        "en": "{field} has the invalid value {value}; expected one of {allowed}",
+        "zh-CN": "{field} 的值 {value} 无效，可选值：{allowed}",
+    },
+    "http.range": {
+        "en": "{field}={value} is out of range; expected a value {allowed}",
+        "zh-CN": "{field}={value} 超出范围，应 {allowed}",
+    },
+    "http.length": {
+        "en": "{field} has {actual} items or characters; expected {allowed}",
+        "zh-CN": "{field} 含 {actual} 个元素或字符，应为{allowed}",
+    },
+    "http.naive_time": {
+        "en": "{field}={value} has no UTC offset; expected {allowed}",
+        "zh-CN": "{field}={value} 缺少时区偏移，应为{allowed}",
+    },
+    "http.not_json": {
+        "en": "the request body is not JSON; send a JSON object with Content-Type: application/json",
+        "zh-CN": "请求体不是 JSON，请以 Content-Type: application/json 发送 JSON 对象",
+    },
+    "http.json": {
+        "en": "the request body is not valid JSON ({detail}); send a UTF-8 JSON object",
+        "zh-CN": "请求体不是有效的 JSON（{detail}），请发送 UTF-8 编码的 JSON 对象",
+    },
+    "http.invalid": {"en": "{field} is invalid: {detail}", "zh-CN": "{field} 无效：{detail}"},
+    "http.several": {
+        "en": "{count} problems in the request; the first: {first}",
+        "zh-CN": "请求中有 {count} 处问题，第一处：{first}",
+    },
+    "http.internal": {
+        "en": "internal error while handling request {request_id}; the server log has the details",
+        "zh-CN": "处理请求 {request_id} 时发生内部错误，详情见服务日志",
+    },
+    "http.status": {"en": "{detail}", "zh-CN": "{detail}"},
+    "http.database": {
+        "en": "the routing database is unavailable (request {request_id}); retry later",
+        "zh-CN": "分配数据库暂时不可用（请求 {request_id}），请稍后重试",
+    },
+    "http.auth_missing": {
+        "en": "missing bearer token; send the header 'Authorization: Bearer <token>'",
+        "zh-CN": "缺少访问令牌，请发送请求头 'Authorization: Bearer <token>'",
+    },
+    "http.auth_malformed": {
+        "en": "the Authorization header must have the form 'Bearer <token>'",
+        "zh-CN": "Authorization 请求头格式应为 'Bearer <token>'",
+    },
+    "http.auth_invalid": {"en": "invalid bearer token", "zh-CN": "访问令牌无效"},
+    "http.too_large": {
+        "en": "the request body has {size} bytes, more than the limit of {limit} bytes; "
+        "split the request into smaller batches",
+        "zh-CN": "请求体为 {size} 字节，超过上限 {limit} 字节，请拆分为更小的批次",
+    },
+    "http.too_large_streamed": {
+        "en": "the request body is over the limit of {limit} bytes; split the request into smaller batches",
+        "zh-CN": "请求体超过上限 {limit} 字节，请拆分为更小的批次",
+    },
+    # Summaries that precede the English detail of a LeadscoreError in zh-CN.
+    "http.code.leadscore_error": {"en": "{detail}", "zh-CN": "请求无法处理：{detail}"},
+    "http.code.invalid_config": {"en": "{detail}", "zh-CN": "配置无效：{detail}"},
+    "http.code.unreadable_file": {"en": "{detail}", "zh-CN": "文件无法读取：{detail}"},
+    "http.code.schema_mismatch": {"en": "{detail}", "zh-CN": "数据结构不符：{detail}"},
+    "http.code.invalid_data": {"en": "{detail}", "zh-CN": "数据无效：{detail}"},
+    "http.code.insufficient_data": {"en": "{detail}", "zh-CN": "数据不足：{detail}"},
+    "http.code.model_not_found": {"en": "{detail}", "zh-CN": "模型不可用：{detail}"},
+    "http.code.not_found": {"en": "{detail}", "zh-CN": "未找到：{detail}"},
+    "http.code.conflict": {"en": "{detail}", "zh-CN": "与已有数据冲突：{detail}"},
+    "http.code.unauthorized": {"en": "{detail}", "zh-CN": "身份验证失败：{detail}"},
+    "http.code.payload_too_large": {"en": "{detail}", "zh-CN": "请求体过大：{detail}"},
+    "http.code.overloaded": {"en": "{detail}", "zh-CN": "服务繁忙：{detail}"},
+}
+
+# Accepted values per kind of pydantic type error, as (text in en, text in zh-CN).
+_EXPECTED: dict[str, tuple[str, str]] = {
+    "int": ("an integer", "整数"),
+    "float": ("a finite number", "有限数值"),
+    "str": ("a string", "字符串"),
+    "bool": ("true or false", "true 或 false"),
+    "datetime": (
+        "an ISO 8601 timestamp such as 2026-03-01T09:30:00+08:00",
+        "ISO 8601 格式的时间，例如 2026-03-01T09:30:00+08:00",
+    ),
+    "list": ("a JSON array", "JSON 数组"),
+    "object": ("a JSON object", "JSON 对象"),
+}
+_TYPE_ERRORS: dict[str, str] = {
+    "int_type": "int",
+    "int_parsing": "int",
+    "int_from_float": "int",
+    "float_type": "float",
+    "float_parsing": "float",
+    "finite_number": "float",
+    "string_type": "str",
+    "bool_type": "bool",
+    "bool_parsing": "bool",
+    "datetime_type": "datetime",
+    "datetime_parsing": "datetime",
+    "datetime_from_date_parsing": "datetime",
+    "datetime_object_invalid": "datetime",
+    "list_type": "list",
+    "dict_type": "object",
+    "model_type": "object",
+    "model_attributes_type": "object",
+}
+_RANGE_ERRORS: dict[str, tuple[str, str]] = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
+_LENGTH_ERRORS = frozenset({"too_short", "too_long", "string_too_short", "string_too_long"})
+
+
+class RequestProblemsError(DataValidationError):
+    """Problems found in a request by checks outside pydantic; returned as 422 like validation errors."""
+
+    code = VALIDATION_CODE
+
+    def __init__(self, problems: Sequence[Problem], message: str | None = None) -> None:
+        super().__init__(message or "; ".join(problem.message for problem in problems))
+        self.problems = tuple(problems)
+
+
+class ConflictProblemsError(ConflictError):
+    """Items of a request that clash with stored data; returned as 409 listing each item."""
+
+    def __init__(self, problems: Sequence[Problem], message: str) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
+
+
+@cache
+def register_error_messages() -> None:
+    """Register the error texts with ``leadscore.i18n`` once per process."""
+    register_messages(_MESSAGES)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: where, what was received, what is allowed, and a sentence."""
+
+    field: str | None
+    value: Any
+    allowed: Any
+    message: str
+    type: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "value": self.value,
+            "allowed": self.allowed,
+            "message": self.message,
+            "type": self.type,
+        }
+
+
+def error_body(
+    code: str,
+    message: str,
+    *,
+    request_id: str | None,
+    problems: Sequence[Problem] = (),
+) -> dict[str, Any]:
+    """Build the JSON error body; ``field``, ``value`` and ``allowed`` repeat the first problem."""
+    first = problems[0] if problems else None
+    return {
+        "code": code,
+        "message": message,
+        "field": first.field if first else None,
+        "value": first.value if first else None,
+        "allowed": first.allowed if first else None,
+        "request_id": request_id,
+        "errors": [problem.to_dict() for problem in problems],
+    }
+
+
+def leadscore_error_body(error: LeadscoreError, locale: Locale, request_id: str | None) -> dict[str, Any]:
+    """Build the error body of a LeadscoreError; the zh-CN message prefixes a summary to the detail."""
+    register_error_messages()
+    key = f"http.code.{error.code}"
+    detail = str(error)
+    try:
+        message = translate(key, locale, detail=detail)
+    except LeadscoreError:
+        # A subclass with a code this module has no summary for keeps its English detail.
+        message = detail
+    return error_body(error.code, message, request_id=request_id)
+
+
+def internal_error_body(locale: Locale, request_id: str | None) -> dict[str, Any]:
+    """Build the body of a 500 response, which names the request id and nothing about the cause."""
+    register_error_messages()
+    message = translate("http.internal", locale, request_id=request_id or "-")
+    return error_body(INTERNAL_CODE, message, request_id=request_id)
+
+
+def validation_error_body(
+    errors: Sequence[Mapping[str, Any]],
+    *,
+    locale: Locale,
+    request_id: str | None,
+    body_model: type[BaseModel] | None = None,
+) -> dict[str, Any]:
+    """Build the 422 body from pydantic error dicts, one problem per error.
+
+    ``body_model`` is the request's body model; with it an unknown field lists the fields
+    accepted at its position.
+    """
+    register_error_messages()
+    problems = [describe_problem(error, locale=locale, body_model=body_model) for error in errors]
+    if len(problems) == 1:
+        message = problems[0].message
+    else:
+        message = translate("http.several", locale, count=len(problems), first=problems[0].message)
+    return error_body(VALIDATION_CODE, message, request_id=request_id, problems=problems)
+
+
+@dataclass(frozen=True)
+class _ErrorView:
+    """One pydantic error dict, unpacked for the describers below."""
+
+    error_type: str
+    location: tuple[Any, ...]
+    field: str | None
+    raw_input: Any
+    value: Any
+    context: Mapping[str, Any]
+    locale: Locale
+    body_model: type[BaseModel] | None
+
+    @property
+    def shown_field(self) -> str:
+        return self.field or "request"
+
+    def expected(self, kind: str) -> tuple[str, str]:
+        """Return (English text, text in the request locale) for what a field of ``kind`` accepts."""
+        expected_en, expected_zh = _EXPECTED[kind]
+        return expected_en, expected_zh if self.locale == "zh-CN" else expected_en
+
+
+def describe_problem(
+    error: Mapping[str, Any], *, locale: Locale = DEFAULT_LOCALE, body_model: type[BaseModel] | None = None
+) -> Problem:
+    """Turn one pydantic error dict into a Problem with a sentence in ``locale``."""
+    register_error_messages()
+    location = tuple(error.get("loc", ()))
+    view = _ErrorView(
+        error_type=str(error.get("type", "value_error")),
+        location=location,
+        field=format_location(location),
+        raw_input=error.get("input"),
+        value=displayable_value(error.get("input")),
+        context=error.get("ctx") or {},
+        locale=locale,
+        body_model=body_model,
+    )
+    describer = _DESCRIBERS.get(view.error_type)
+    if describer is None and view.error_type in _TYPE_ERRORS:
+        describer = _describe_type
+    elif describer is None and view.error_type in _RANGE_ERRORS:
+        describer = _describe_range
+    elif describer is None and view.error_type in _LENGTH_ERRORS:
+        describer = _describe_length
+    if describer is None:
+        detail = str(view.context.get("error") or error.get("msg") or view.error_type)
+        message = translate("http.invalid", locale, field=view.shown_field, detail=detail)
+        return Problem(view.field, view.value, None, message, view.error_type)
+    return describer(view)
+
+
+def _describe_missing(view: _ErrorView) -> Problem:
+    message = translate("http.missing", view.locale, field=view.shown_field)
+    return Problem(view.field, None, None, message, view.error_type)
+
+
+def _describe_extra(view: _ErrorView) -> Problem:
+    accepted = accepted_fields(view.body_model, _model_path(view.location)[:-1])
+    accepted_text = ", ".join(accepted) if accepted else "-"
+    message = translate("http.extra", view.locale, field=view.shown_field, allowed=accepted_text)
+    return Problem(view.field, view.value, accepted or None, message, view.error_type)
+
+
+def _describe_json(view: _ErrorView) -> Problem:
+    detail = str(view.context.get("error", "malformed JSON"))
+    message = translate("http.json", view.locale, detail=detail)
+    return Problem(None, None, "a UTF-8 JSON object", message, view.error_type)
+
+
+def _describe_type(view: _ErrorView) -> Problem:
+    if isinstance(view.raw_input, bytes):
+        # FastAPI hands over the raw bytes when the Content-Type is not JSON.
+        message = translate("http.not_json", view.locale)
+        return Problem(None, None, "a JSON object", message, view.error_type)
+    expected_en, expected = view.expected(_TYPE_ERRORS[view.error_type])
+    key = "http.null" if view.raw_input is None else "http.type"
+    message = translate(key, view.locale, field=view.shown_field, value=_quoted(view.value), allowed=expected)
+    return Problem(view.field, view.value, expected_en, message, view.error_type)
+
+
+def _describe_naive_time(view: _ErrorView) -> Problem:
+    expected_en, expected = view.expected("datetime")
+    message = translate(
+        "http.naive_time", view.locale, field=view.shown_field, value=view.value, allowed=expected
+    )
+    return Problem(view.field, view.value, expected_en, message, view.error_type)
+
+
+def _describe_choice(view: _ErrorView) -> Problem:
+    choices = _QUOTED.findall(str(view.context.get("expected", "")))
+    message = translate(
+        "http.choice",
+        view.locale,
+        field=view.shown_field,
+        value=_quoted(view.value),
+        allowed=", ".join(choices),
+    )
+    return Problem(view.field, view.value, choices, message, view.error_type)
+
+
+def _describe_range(view: _ErrorView) -> Problem:
+    bound_key, operator = _RANGE_ERRORS[view.error_type]
+    allowed = f"{operator} {view.context.get(bound_key)}"
+    message = translate("http.range", view.locale, field=view.shown_field, value=view.value, allowed=allowed)
+    return Problem(view.field, view.value, allowed, message, view.error_type)
+
+
+def _describe_length(view: _ErrorView) -> Problem:
+    actual = view.context.get("actual_length", "?")
+    message = translate(
+        "http.length",
+        view.locale,
+        field=view.shown_field,
+        actual=actual,
+        allowed=_length_bounds(view.context, view.locale),
+    )
+    return Problem(view.field, None, _length_bounds(view.context, "en"), message, view.error_type)
+
+
+_DESCRIBERS: dict[str, Callable[[_ErrorView], Problem]] = {
+    "missing": _describe_missing,
+    "extra_forbidden": _describe_extra,
+    "json_invalid": _describe_json,
+    "timezone_aware": _describe_naive_time,
+    "literal_error": _describe_choice,
+    "enum": _describe_choice,
+}
+
+
+def format_location(location: Sequence[Any]) -> str | None:
+    """Render a pydantic location as a JSON path: ``("body", "leads", 0, "type")`` -> ``leads[0].type``."""
+    parts = list(location)
+    if parts and parts[0] in _LOCATION_ROOTS:
+        parts = parts[1:]
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or None
+
+
+def displayable_value(value: Any) -> Any:
+    """Return a received value safe to put in JSON: scalars as is (long text cut), containers summarized."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + "…"
+    if isinstance(value, Mapping):
+        return f"<object with {len(value)} keys>"
+    if isinstance(value, list | tuple):
+        return f"<array of {len(value)} items>"
+    return f"<{type(value).__name__}>"
+
+
+def accepted_fields(model: type[BaseModel] | None, path: Sequence[Any]) -> list[str]:
+    """Return the field names accepted at ``path`` inside ``model`` (empty when it is not a model)."""
+    current: Any = model
+    for part in path:
+        current = _unwrap(current)
+        if isinstance(part, int):
+            args = typing.get_args(current)
+            current = args[0] if args else None
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field_info = current.model_fields.get(str(part))
+        if field_info is None:
+            return []
+        current = field_info.annotation
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional and Annotated from a type annotation."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return _unwrap(members[0]) if len(members) == 1 else annotation
+    return annotation
+
+
+def _model_path(location: Sequence[Any]) -> list[Any]:
+    parts = list(location)
+    return parts[1:] if parts and parts[0] in _LOCATION_ROOTS else parts
+
+
+def _length_bounds(context: Mapping[str, Any], locale: Locale) -> str:
+    low = context.get("min_length")
+    high = context.get("max_length")
+    chinese = locale == "zh-CN"
+    if low is not None and high is not None:
+        return f"{low} 到 {high}" if chinese else f"{low} to {high}"
+    if low is not None:
+        return f"至少 {low}" if chinese else f"at least {low}"
+    return f"至多 {high}" if chinese else f"at most {high}"
+
+
+def _quoted(value: Any) -> str:
+    return "null" if value is None else repr(value)
+
+
+# --- FastAPI exception handlers ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorHooks:
+    """Hooks into the running service for the handlers: its default locale and a metrics callback."""
+
+    default_locale: Callable[[], Locale]
+    on_validation_error: Callable[[str], None]
+
+
+def install_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
+    """Register handlers that turn every error of ``app`` into a response with the JSON error body."""
+
+    async def on_validation(request: Request, error: Exception) -> JSONResponse:
+        validation = typing.cast(RequestValidationError, error)
+        body = getattr(validation, "body", None)
+        locale = _request_locale(request, hooks, body)
+        hooks.on_validation_error(request.url.path)
+        problems_body = validation_error_body(
+            validation.errors(),
+            locale=locale,
+            request_id=_request_id(request),
+            body_model=_body_model(request),
+        )
+        _remember_error(request, VALIDATION_CODE)
+        return _json(422, problems_body)
+
+    async def on_request_problems(request: Request, error: Exception) -> JSONResponse:
+        failure = typing.cast(RequestProblemsError, error)
+        problems = failure.problems
+        locale = _request_locale(request, hooks, None)
+        hooks.on_validation_error(request.url.path)
+        _remember_error(request, VALIDATION_CODE)
+        if len(problems) == 1:
+            message = problems[0].message
+        else:
+            register_error_messages()
+            message = translate("http.several", locale, count=len(problems), first=problems[0].message)
+        return _json(
+            failure.http_status,
+            error_body(failure.code, message, request_id=_request_id(request), problems=problems),
+        )
+
+    async def on_conflict_problems(request: Request, error: Exception) -> JSONResponse:
+        failure = typing.cast(ConflictProblemsError, error)
+        _remember_error(request, failure.code)
+        body = error_body(
+            failure.code, str(failure), request_id=_request_id(request), problems=failure.problems
+        )
+        return _json(failure.http_status, body)
+
+    async def on_leadscore_error(request: Request, error: Exception) -> JSONResponse:
+        failure = typing.cast(LeadscoreError, error)
+        locale = _request_locale(request, hooks, None)
+        logger.info(
+            "request %s failed with %s: %s", _request_id(request), failure.code, type(failure).__name__
+        )
+        _remember_error(request, failure.code)
+        return _json(failure.http_status, leadscore_error_body(failure, locale, _request_id(request)))
+
+    async def on_http_error(request: Request, error: Exception) -> JSONResponse:
+        http_error = typing.cast(StarletteHTTPException, error)
+        locale = _request_locale(request, hooks, None)
+        code = f"http_{http_error.status_code}"
+        _remember_error(request, code)
+        register_error_messages()
+        message = translate("http.status", locale, detail=str(http_error.detail))
+        return _json(http_error.status_code, error_body(code, message, request_id=_request_id(request)))
+
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(RequestProblemsError, on_request_problems)
+    app.add_exception_handler(ConflictProblemsError, on_conflict_problems)
+    app.add_exception_handler(LeadscoreError, on_leadscore_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    _install_server_error_handlers(app, hooks)
+
+
+def _install_server_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
+    """Register the 503 (database unavailable) and 500 (anything unexpected) handlers."""
+
+    async def on_database_error(request: Request, error: Exception) -> JSONResponse:
+        locale = _request_locale(request, hooks, None)
+        logger.error(
+            "request %s: routing database unavailable (%s)", _request_id(request), type(error).__name__
+        )
+        _remember_error(request, DATABASE_CODE)
+        register_error_messages()
+        message = translate("http.database", locale, request_id=_request_id(request) or "-")
+        return _json(503, error_body(DATABASE_CODE, message, request_id=_request_id(request)))
+
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        locale = _request_locale(request, hooks, None)
+        logger.exception(
+            "request %s failed with an unexpected %s", _request_id(request), type(error).__name__
+        )
+        _remember_error(request, INTERNAL_CODE)
+        return _json(500, internal_error_body(locale, _request_id(request)))
+
+    app.add_exception_handler(OperationalError, on_database_error)
+    app.add_exception_handler(InterfaceError, on_database_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def _request_locale(request: Request, hooks: ErrorHooks, body: Any) -> Locale:
+    from serving.request_locale import locale_from_body, locale_from_headers
+
+    from_body = locale_from_body(body)
+    if from_body is not None:
+        return from_body
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    try:
+        default = hooks.default_locale()
+    except Exception:
+        # An error response must render even while the service is still starting.
+        default = DEFAULT_LOCALE
+    return locale_from_headers(request.scope.get("query_string", b""), headers, default)
+
+
+def _request_id(request: Request) -> str | None:
+    value = getattr(request.state, "request_id", None)
+    return str(value) if value is not None else None
+
+
+def _remember_error(request: Request, code: str) -> None:
+    request.state.error_code = code
+
+
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """Return the body model of the matched FastAPI route, or None."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    for param in getattr(dependant, "body_params", None) or []:
+        annotation = getattr(getattr(param, "field_info", None), "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+    return None
+
+
+def _json(status: int, body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,254 @@
+"""ASGI middleware in front of every service route: request id, bearer auth, body size limit, log line.
+
+For each HTTP request it
+
+1. takes the caller's ``X-Request-ID`` when it is a short token, else makes a new one, and
+   returns it in the ``X-Request-ID`` response header;
+2. rejects a request to a protected path without the right bearer token (401);
+3. rejects a body over the size limit (413), by ``Content-Length`` before reading anything
+   and by counting bytes for chunked bodies;
+4. writes one log line with the request id, method, path, status, duration and the lead ids
+   that the endpoint recorded in ``request.state.lead_ids``. Bodies, names and phone numbers
+   never reach the log.
+
+Health, readiness, metrics and the API docs are public, and probes of them are not logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from leadscore.errors import PayloadTooLargeError
+from leadscore.i18n import Locale, translate
+from serving.auth import BearerTokenVerifier
+from serving.errors_http import error_body, register_error_messages
+from serving.metrics import ServiceMetrics
+from serving.request_locale import locale_from_headers
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REQUEST_ID_HEADER = "x-request-id"
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/schema.json"})
+PUBLIC_PREFIXES = ("/static_content/", "/assets/")
+UNLOGGED_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+MAX_LOGGED_LEAD_IDS = 20
+_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Settings the guard enforces. ``verifier`` None means insecure mode: no authentication."""
+
+    verifier: BearerTokenVerifier | None
+    max_body_bytes: int
+    default_locale: Locale
+    metrics: ServiceMetrics | None = None
+
+
+class RequestGuard:
+    """Pure ASGI middleware; ``config_provider`` is called per request, after the service has started."""
+
+    def __init__(self, app: ASGIApp, *, config_provider: Callable[[], GuardConfig]) -> None:
+        self.app = app
+        self.config_provider = config_provider
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        started = time.perf_counter()
+        headers = _header_map(scope)
+        request_id = _request_id(headers.get(REQUEST_ID_HEADER))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        path = str(scope.get("path", ""))
+        outcome: dict[str, Any] = {"status": 500}
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("ascii"))]
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, send_with_request_id, headers, request_id, path)
+        finally:
+            if path not in UNLOGGED_PATHS:
+                _log_request(scope, state, outcome["status"], time.perf_counter() - started, request_id)
+
+    async def _guarded(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        request_id: str,
+        path: str,
+    ) -> None:
+        if _is_public(path):
+            await self.app(scope, receive, send)
+            return
+
+        config = self.config_provider()
+        locale = locale_from_headers(scope.get("query_string", b""), headers, config.default_locale)
+
+        if config.verifier is not None:
+            problem = config.verifier.check(headers.get("authorization"))
+            if problem is not None:
+                if config.metrics is not None:
+                    config.metrics.auth_failures.labels(reason=problem.value).inc()
+                scope["state"]["error_code"] = "unauthorized"
+                await _send_error(
+                    send,
+                    401,
+                    "unauthorized",
+                    _message(f"http.auth_{problem.value}", locale),
+                    request_id,
+                    extra_headers=[(b"www-authenticate", b'Bearer realm="leadscore"')],
+                )
+                return
+
+        limit = config.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject_too_large(send, config, locale, request_id, scope, int(declared))
+            return
+        if scope.get("method") in _BODYLESS_METHODS and declared is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            replay = await _buffer_body(receive, limit)
+        except PayloadTooLargeError:
+            await self._reject_too_large(send, config, locale, request_id, scope, None)
+            return
+        await self.app(scope, replay, send)
+
+    async def _reject_too_large(
+        self,
+        send: Send,
+        config: GuardConfig,
+        locale: Locale,
+        request_id: str,
+        scope: Scope,
+        size: int | None,
+    ) -> None:
+        if config.metrics is not None:
+            config.metrics.payloads_rejected.inc()
+        scope["state"]["error_code"] = "payload_too_large"
+        if size is None:
+            message = _message("http.too_large_streamed", locale, limit=config.max_body_bytes)
+        else:
+            message = _message("http.too_large", locale, size=size, limit=config.max_body_bytes)
+        await _send_error(send, 413, "payload_too_large", message, request_id)
+
+
+async def _buffer_body(receive: Receive, limit: int) -> Receive:
+    """Read the whole body (PayloadTooLargeError past ``limit`` bytes); return a receive that replays it."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            # The client disconnected, so the disconnect message is passed on to the app.
+            pending: Message | None = message
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"request body is over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            pending = None
+            break
+
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            if pending is not None:
+                return pending
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _header_map(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        headers[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
+    return headers
+
+
+def _request_id(offered: str | None) -> str:
+    """Return the caller's request id when it is a short safe token, else a new random one."""
+    if offered and _REQUEST_ID_PATTERN.match(offered):
+        return offered
+    return uuid.uuid4().hex
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def _message(key: str, locale: Locale, **params: object) -> str:
+    register_error_messages()
+    return translate(key, locale, **params)
+
+
+async def _send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    *,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    payload = json.dumps(error_body(code, message, request_id=request_id), ensure_ascii=False).encode("utf-8")
+    headers = [
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(payload)).encode("ascii")),
+        *(extra_headers or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def _log_request(
+    scope: Scope, state: MutableMapping[str, Any], status: int, seconds: float, request_id: str
+) -> None:
+    lead_ids = [str(lead_id) for lead_id in state.get("lead_ids", ())]
+    logged_ids = lead_ids[:MAX_LOGGED_LEAD_IDS]
+    more = f"(+{len(lead_ids) - len(logged_ids)} more)" if len(lead_ids) > len(logged_ids) else ""
+    logger.info(
+        "request_id=%s method=%s path=%s status=%d duration_ms=%.1f leads=%d lead_ids=%s%s error=%s",
+        request_id,
+        scope.get("method", "-"),
+        scope.get("path", "-"),
+        status,
+        seconds * 1000.0,
+        len(lead_ids),
+        ",".join(logged_ids) or "-",
+        more,
+        state.get("error_code", "-"),
+    )

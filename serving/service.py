@@ -1,0 +1,237 @@
+"""The leadscore HTTP service: a BentoML service whose endpoints live in a mounted FastAPI app.
+
+Endpoints (JSON; the OpenAPI document at ``/docs.json`` describes every field):
+
+* ``POST /score``: score one or many leads.
+* ``POST /route``: score, then assign each lead to a rep (idempotent by lead_id).
+* ``GET /reps``, ``PUT /reps``: read and update the roster.
+* ``POST /activities``: contacts and stage changes from the CRM; a first contact closes the SLA timer.
+* ``GET /sla/overdue``: leads past their first-contact deadline, with owner and manager.
+* ``GET /model``: the champion model being served.
+* BentoML's own ``/healthz``, ``/readyz`` (503 until model and database are loaded) and ``/metrics``.
+
+The endpoints are FastAPI routes rather than ``@bentoml.api`` methods because they need GET
+and PUT, and error bodies of their own (with 401, 404, 409, 413 and 422 statuses) in the
+caller's locale. BentoML still runs the workers, health probes, metrics and OpenAPI document. Start the
+service with ``leadscore serve``, which checks settings first; ``bentoml serve
+serving.service:LeadscoreService`` works too and reads the same ``LEADSCORE_*`` variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+from datetime import datetime
+from typing import Annotated, Any
+
+import bentoml
+from fastapi import FastAPI, Query, Request, Response
+from pydantic import BaseModel
+
+from leadscore import __version__
+from leadscore.i18n import Locale
+from leadscore.settings import load_settings
+from serving.api_models import (
+    ActivitiesRequest,
+    ActivitiesResponse,
+    ErrorResponse,
+    ModelInfo,
+    OverdueResponse,
+    RosterResponse,
+    RosterUpdateRequest,
+    RosterUpdateResponse,
+    RouteRequest,
+    RouteResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
+from serving.errors_http import ErrorHooks, install_error_handlers
+from serving.event_reports import record_reports
+from serving.request_guard import GuardConfig, RequestGuard
+from serving.request_locale import locale_from_headers
+from serving.roster_views import overdue_response, roster_response, update_roster
+from serving.runtime import ServiceRuntime
+from serving.scoring_views import model_info, route_leads, score_leads
+
+logger = logging.getLogger(__name__)
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid bearer token."},
+    404: {"model": ErrorResponse, "description": "A lead, rep or assignment does not exist."},
+    409: {"model": ErrorResponse, "description": "The request conflicts with stored data."},
+    413: {"model": ErrorResponse, "description": "The request body is over the size limit."},
+    422: {"model": ErrorResponse, "description": "A field is missing, of the wrong type or not allowed."},
+    503: {"model": ErrorResponse, "description": "The model or the routing database is unavailable."},
+}
+
+api = FastAPI(
+    title="leadscore",
+    version=__version__,
+    description="Score sales leads (conversion probability, lifetime value, reasons) and route them to reps. "
+    "Send 'Authorization: Bearer <token>' with every request.",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
+
+
+def current_runtime() -> ServiceRuntime:
+    """Return the runtime of the service instance running in this worker."""
+    runtime: ServiceRuntime = bentoml.get_current_service().runtime
+    return runtime
+
+
+def _default_locale() -> Locale:
+    return current_runtime().settings.locale
+
+
+def _count_validation_error(path: str) -> None:
+    try:
+        current_runtime().metrics.validation_errors.labels(path=path).inc()
+    except bentoml.exceptions.BentoMLException:
+        logger.debug("validation error on %s before the service started; not counted", path)
+
+
+install_error_handlers(
+    api, ErrorHooks(default_locale=_default_locale, on_validation_error=_count_validation_error)
+)
+
+
+def _json_response(body: BaseModel) -> Response:
+    """Serialize an already validated response model directly.
+
+    Returning the model would make FastAPI validate every field against ``response_model`` a
+    second time before serializing it. ``response_model`` still documents the body in the
+    OpenAPI document.
+    """
+    return Response(content=body.model_dump_json(), media_type="application/json")
+
+
+def _request_locale(request: Request, body_locale: Locale | None) -> Locale:
+    """Return the body's locale, else the query parameter or Accept-Language, else the service default."""
+    if body_locale is not None:
+        return body_locale
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    return locale_from_headers(request.scope.get("query_string", b""), headers, _default_locale())
+
+
+@bentoml.service(
+    name="leadscore",
+    workers=1,
+    traffic={"timeout": 300},
+    logging={"access": {"enabled": False}},
+)
+@bentoml.asgi_app(api, path="/")
+class LeadscoreService:
+    """Scores and routes leads with the champion model of the MLflow registry."""
+
+    def __init__(self) -> None:
+        self.runtime = ServiceRuntime.start(load_settings())
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.is_ready()
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        """Release database connections when the worker stops."""
+        self.runtime.close()
+
+    @api.post(
+        "/score",
+        response_model=ScoreResponse,
+        responses=_ERROR_RESPONSES,
+        summary="Score leads",
+        description="Return p_convert, ltv, expected_value, grade, segment and reasons per lead, in request "
+        "order. A category value unseen in training is scored as 'other' and flagged, never rejected.",
+    )
+    def score(self, request: Request, body: ScoreRequest) -> Response:
+        locale = _request_locale(request, body.locale)
+        request.state.lead_ids = [lead.lead_id for lead in body.leads]
+        return _json_response(score_leads(self.runtime, body, locale))
+
+    @api.post(
+        "/route",
+        response_model=RouteResponse,
+        responses=_ERROR_RESPONSES,
+        summary="Score and route leads",
+        description="Score each lead, then assign it to a rep (or the queue) under the routing policy. "
+        "Idempotent by lead_id: a lead routed before gets its existing assignment back (replayed=true).",
+    )
+    def route(self, request: Request, body: RouteRequest) -> Response:
+        locale = _request_locale(request, body.locale)
+        request.state.lead_ids = [lead.lead_id for lead in body.leads]
+        return _json_response(route_leads(self.runtime, body, locale))
+
+    @api.get(
+        "/reps",
+        response_model=RosterResponse,
+        responses=_ERROR_RESPONSES,
+        summary="List the roster",
+        description="Every rep with tier, capacity, regions, skills, active flag, open leads and "
+        "availability.",
+    )
+    def get_reps(self) -> RosterResponse:
+        return roster_response(self.runtime)
+
+    @api.put(
+        "/reps",
+        response_model=RosterUpdateResponse,
+        responses=_ERROR_RESPONSES,
+        summary="Insert or update reps",
+        description="Validate every rep first, then write all of them in one transaction. With replace=true "
+        "the list is the whole roster and stored reps missing from it become inactive.",
+    )
+    def put_reps(self, body: RosterUpdateRequest) -> RosterUpdateResponse:
+        return update_roster(self.runtime, body)
+
+    @api.post(
+        "/activities",
+        response_model=ActivitiesResponse,
+        responses=_ERROR_RESPONSES,
+        summary="Report activities and stage changes",
+        description="Store what the CRM recorded. An outbound contact of a counted type, or a stage change "
+        "to contacted or beyond, is a first contact and closes the lead's SLA timer; won or lost closes "
+        "the assignment. Reporting the same event twice is harmless.",
+    )
+    def activities(self, request: Request, body: ActivitiesRequest) -> ActivitiesResponse:
+        lead_ids = [item.lead_id for item in body.activities] + [item.lead_id for item in body.stage_changes]
+        request.state.lead_ids = sorted(set(lead_ids))
+        locale = _request_locale(request, body.locale)
+        return record_reports(self.runtime, body, locale)
+
+    @api.get(
+        "/sla/overdue",
+        response_model=OverdueResponse,
+        responses=_ERROR_RESPONSES,
+        summary="List leads past their first-contact deadline",
+        description="Active rep assignments whose deadline passed without a first contact, oldest deadline "
+        "first, with the rep and the manager to notify.",
+    )
+    def sla_overdue(
+        self,
+        as_of: Annotated[
+            datetime | None,
+            Query(
+                description="Time to compare deadlines with; default now. ISO 8601, naive = business time."
+            ),
+        ] = None,
+    ) -> OverdueResponse:
+        return overdue_response(self.runtime, as_of)
+
+    @api.get(
+        "/model",
+        response_model=ModelInfo,
+        responses=_ERROR_RESPONSES,
+        summary="Describe the model being served",
+        description="Registry and bundle versions of the champion, and the custom attributes it accepts.",
+    )
+    def model(self) -> ModelInfo:
+        return model_info(self.runtime)
+
+
+def _guard_config() -> GuardConfig:
+    return current_runtime().guard_config
+
+
+# The guard wraps every route, BentoML's own included; it lets health, metrics and docs through.
+typing.cast(Any, LeadscoreService).add_asgi_middleware(RequestGuard, config_provider=_guard_config)
