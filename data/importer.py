@@ -281,7 +281,7 @@ def _read_existing(out_dir: Path, table: str) -> pd.DataFrame | None:
 
     try:
         return read_table(out_dir, table)
-    except (OSError, ValueError, pa.ArrowException) as error:
+    except (OSError, ValueError, pa.ArrowException, InputFileError) as error:
         raise InputFileError(
             f"{table_path(out_dir, table)} exists but cannot be read as a table ({error}); move it "
             "away or import into another --out folder"

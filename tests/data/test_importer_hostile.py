@@ -340,7 +340,7 @@ def test_multiplier_coercion_names_unit() -> None:
 
 
 def test_unknown_stage_names_mapping_key() -> None:
-    parsed = parse_stages(["赢单"])
+    parsed = parse_stages(["待回访"])
     assert "[tables.stage_changes.values.stage]" in parsed.errors[0]
 
 
