@@ -1,0 +1,1067 @@
+"""Training orchestration: a data folder in, a registered and gated ``lead-scorer`` version out.
+
+Steps, each a function below:
+
+1. Read the data folder and build the training spine (creation plus periodic snapshots),
+   labels and features. Rows whose conversion window is not over yet are left out and counted.
+2. Run the leakage probe on the labelled rows, then drop the features it excludes and those
+   named in ``exclude_features``.
+3. Split by time (train, validation, calibration, test) with a purge of the label horizon,
+   and check the cold-start level on the training fold.
+4. Fit the feature spec, tune the conversion booster with Optuna, fit it and calibrate it on
+   the calibration fold. Fit the rule score, which is a baseline and the cold-start prior.
+5. Fit the LTV model on converted leads whose LTV window is complete, on its own time split
+   (hurdle or Tweedie, chosen on validation).
+6. Fit grade bands and segment thresholds on the calibration fold, assemble the bundle and
+   score the test folds through the one score path. Score the logistic, rule and BG/NBD +
+   Gamma-Gamma baselines on the same rows.
+7. Write plots and the model card, save the bundle, log everything to MLflow, register the
+   version as ``challenger`` and run the promotion gate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from data.folder import CanonicalTables, read_data_dir
+from features.catalog import FeatureDef
+from features.config import FeatureConfig
+from features.labels import attach_labels
+from features.leakage import LeakageReport, probe
+from features.pipeline import build_features, feature_definitions
+from features.spec import FeatureSpec
+from features.spine import latest_event_time, training_spine
+from leadscore.errors import ConfigError, InsufficientDataError
+from training import coldstart, metrics
+from training.baselines import btyd
+from training.baselines.logistic import fit_logistic
+from training.baselines.rules import RuleScoreModel, fit_rule_model
+from training.boosting import Fold
+from training.bundle import (
+    GradeBands,
+    ScorerBundle,
+    SegmentThresholds,
+    content_fingerprint,
+    feature_config_to_dict,
+    make_bundle_version,
+    score_reference,
+)
+from training.conversion import ConversionModel, fit_conversion
+from training.ltv import LtvModel, fit_ltv
+from training.model_card import ModelCard, known_limits_for, render_html, render_markdown
+from training.params import DEFAULT_SEED
+from training.plots import write_evaluation_plots
+from training.reasons import shap_contributions
+from training.registry import (
+    CONVERSION_TEST,
+    DATA_DIR_TAG,
+    HOLDOUT_ARTIFACT,
+    LTV_TEST,
+    MODEL_NAME,
+    TAG_BUNDLE_VERSION,
+    GateConfig,
+    GateDecision,
+    gate_metrics,
+    register_challenger,
+    run_gate,
+)
+from training.scorer import score_tables
+from training.split import SplitIndices, time_split
+from training.tracking import (
+    DEFAULT_EXPERIMENT,
+    active_tracking_uri,
+    default_artifact_location,
+    ensure_experiment,
+    finite_metrics,
+    flatten_params,
+    log_json_artifact,
+    log_scorer_model,
+    resolve_tracking_uri,
+    tracking_client,
+)
+from training.tuning import TuningResult, tune_conversion
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRIALS = 10
+_MAX_SHAP_ROWS = 5_000
+_DAYS_PER_WEEK = 7.0
+
+
+class TrainOptions(BaseModel):
+    """Settings of one training run; the CLI fills them from flags and leadscore settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    data_dir: Path = Field(description="Data folder of canonical Parquet tables.")
+    work_dir: Path = Field(
+        default=Path(".leadscore"), description="Folder for bundles, the Optuna study and the MLflow store."
+    )
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; None means SQLite in work_dir."
+    )
+    experiment: str = Field(default=DEFAULT_EXPERIMENT, min_length=1, description="MLflow experiment name.")
+    trials: int = Field(
+        default=DEFAULT_TRIALS, ge=0, description="Optuna trials for the conversion booster; 0 skips tuning."
+    )
+    tuning_timeout_seconds: float | None = Field(
+        default=None, gt=0, description="Wall-clock limit of the Optuna study, in seconds."
+    )
+    seed: int = Field(default=DEFAULT_SEED, ge=0, description="Seed of Optuna, LightGBM and the baselines.")
+    num_threads: int | None = Field(
+        default=None, ge=1, description="LightGBM threads; None means 2, capped at the cores."
+    )
+    feature_config: FeatureConfig = Field(
+        default_factory=lambda: FeatureConfig(), description="Spine, label and feature settings."
+    )
+    observed_until: pd.Timestamp | None = Field(
+        default=None, description="End of the observed history; None means the latest event in the tables."
+    )
+    leakage_threshold: float = Field(
+        default=0.95, gt=0.5, le=1.0, description="Single-feature AUC above which a feature leaks."
+    )
+    leakage_allow: tuple[str, ...] = Field(
+        default=(), description="Features kept even when the leakage probe flags them."
+    )
+    exclude_features: tuple[str, ...] = Field(
+        default=(), description="Features left out of the model whatever the leakage probe finds."
+    )
+    valid_fraction: float = Field(
+        default=0.15, gt=0, lt=1, description="Share of snapshots in the validation fold."
+    )
+    calibration_fraction: float = Field(
+        default=0.10, ge=0, lt=1, description="Share of snapshots in the calibration fold."
+    )
+    test_fraction: float = Field(default=0.15, gt=0, lt=1, description="Share of snapshots in the test fold.")
+    gate: GateConfig = Field(
+        default_factory=lambda: GateConfig(), description="Metrics and tolerance of the promotion gate."
+    )
+    shuffle_training_labels: bool = Field(
+        default=False,
+        description="Permute the labels outside the test fold: a y-randomization check of pipeline and gate.",
+    )
+    register_model: bool = Field(
+        default=True, description="Register the model and run the gate; False only logs the run."
+    )
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a training run: run id, bundle, registered version and gate decision."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    bundle: ScorerBundle
+    bundle_dir: Path
+    model_version: str | None
+    decision: GateDecision | None
+    test_metrics: dict[str, dict[str, float]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --- timing -------------------------------------------------------------------------------------
+
+
+class _Stopwatch:
+    """Seconds spent per named step, for the run log and MLflow."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 3)
+            logger.info("step %s took %.1f s", name, self.seconds[name])
+
+
+# --- 1. snapshots -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Labelled feature rows whose conversion window is complete, and what was left out."""
+
+    frame: pd.DataFrame
+    definitions: list[FeatureDef]
+    observed_until: pd.Timestamp
+    counts: dict[str, int]
+
+
+def build_snapshots(
+    tables: CanonicalTables, config: FeatureConfig, observed_until: pd.Timestamp | None
+) -> Snapshots:
+    """Build spine, labels and features, keeping the rows whose label window has ended."""
+    until = observed_until if observed_until is not None else latest_event_time(tables)
+    spine = training_spine(tables, config, until)
+    labelled = attach_labels(spine, tables, config, until)
+    frame = build_features(labelled, tables, config)
+    complete = frame["label_complete"].to_numpy(dtype=bool)
+    counts = {
+        "leads": len(tables.leads),
+        "snapshots": len(frame),
+        "snapshots_label_complete": int(complete.sum()),
+        "excluded:label_window_incomplete": int((~complete).sum()),
+    }
+    logger.info(
+        "training snapshots: %d rows, %d left out because their %d-day label window ends after %s",
+        len(frame),
+        counts["excluded:label_window_incomplete"],
+        config.horizon_days,
+        until.isoformat(),
+    )
+    kept = frame.loc[complete].reset_index(drop=True)
+    return Snapshots(kept, feature_definitions(config, tables.attributes), until, counts)
+
+
+# --- 3. split and cold start --------------------------------------------------------------------
+
+
+def drop_excluded(
+    kept: list[FeatureDef], definitions: list[FeatureDef], excluded: tuple[str, ...]
+) -> list[FeatureDef]:
+    """Remove the features named in ``excluded``; raise ConfigError for a name that is no feature."""
+    unknown = sorted(set(excluded) - {definition.name for definition in definitions})
+    if unknown:
+        raise ConfigError(
+            f"exclude_features names unknown feature(s) {unknown}; "
+            f"features are {[definition.name for definition in definitions]}"
+        )
+    if excluded:
+        logger.info("features excluded by request: %s", sorted(excluded))
+    return [definition for definition in kept if definition.name not in set(excluded)]
+
+
+def split_snapshots(options: TrainOptions, frame: pd.DataFrame) -> SplitIndices:
+    """Split by cutoff with a purge of the label horizon.
+
+    Each fold except the last must span more than the horizon, or the purge empties it. When
+    that empties only the calibration fold, the split is retried without one, and the
+    calibrator is fitted on the validation fold, which is still later than every training row.
+    """
+    purge = pd.Timedelta(days=options.feature_config.horizon_days)
+    try:
+        return time_split(
+            frame,
+            "cutoff",
+            valid_fraction=options.valid_fraction,
+            test_fraction=options.test_fraction,
+            purge=purge,
+            calibration_fraction=options.calibration_fraction,
+        )
+    except InsufficientDataError as error:
+        if options.calibration_fraction == 0 or "'calibration'" not in str(error):
+            raise
+        logger.warning(
+            "%s; splitting again without a calibration fold, so the validation fold calibrates", error
+        )
+    return time_split(
+        frame,
+        "cutoff",
+        valid_fraction=options.valid_fraction,
+        test_fraction=options.test_fraction,
+        purge=purge,
+        calibration_fraction=0.0,
+    )
+
+
+def shuffle_labels_outside(frame: pd.DataFrame, keep: np.ndarray, *, seed: int) -> pd.DataFrame:
+    """Return ``frame`` with the label columns permuted jointly over all rows except ``keep``.
+
+    This is the y-randomization check: a model fitted on permuted labels has no signal to
+    learn, so on the untouched test fold it shows the score of chance, and the promotion gate
+    must reject it.
+    """
+    shuffled = frame.copy()
+    rows = np.setdiff1d(np.arange(len(frame)), keep)
+    order = np.random.default_rng(seed).permutation(rows)
+    for column in ("converted", "value", "label_complete", "value_complete"):
+        values = shuffled[column].to_numpy(copy=True)
+        values[rows] = values[order]
+        shuffled[column] = values
+    logger.warning("training labels of %d rows are shuffled (y-randomization check)", rows.size)
+    return shuffled
+
+
+def _converted_leads(frame: pd.DataFrame) -> int:
+    return int(frame.loc[frame["converted"] == 1, "lead_id"].nunique())
+
+
+def assess_training_fold(train_frame: pd.DataFrame) -> coldstart.DataSufficiency:
+    """Judge the cold-start level from distinct leads and converted leads in the training fold."""
+    return coldstart.assess(
+        len(train_frame), _converted_leads(train_frame), int(train_frame["lead_id"].nunique())
+    )
+
+
+def _check_test_fold(test_frame: pd.DataFrame) -> None:
+    converted = int(test_frame["converted"].sum())
+    if converted == 0 or converted == len(test_frame):
+        raise InsufficientDataError(
+            f"the test fold ({len(test_frame)} snapshots) has {converted} conversions, so the model cannot "
+            "be evaluated; use a longer history or a larger test_fraction"
+        )
+
+
+def _fold(spec: FeatureSpec, frame: pd.DataFrame, label: str = "converted") -> Fold:
+    return Fold(spec.transform(frame).matrix.reset_index(drop=True), frame[label].to_numpy(dtype=np.float64))
+
+
+# --- 4. conversion ------------------------------------------------------------------------------
+
+
+def tune_and_fit_conversion(
+    options: TrainOptions,
+    folds: Mapping[str, Fold],
+    sufficiency: coldstart.DataSufficiency,
+    study_name: str,
+) -> tuple[ConversionModel, TuningResult | None]:
+    """Tune the conversion booster (unless ``trials`` is 0), then fit and calibrate it."""
+    tuning: TuningResult | None = None
+    if options.trials > 0:
+        storage = f"sqlite:///{(options.work_dir / 'optuna.db').resolve()}"
+        tuning = tune_conversion(
+            folds["train"],
+            folds["valid"],
+            n_trials=options.trials,
+            seed=options.seed,
+            storage_url=storage,
+            study_name=study_name,
+            timeout=options.tuning_timeout_seconds,
+            num_threads=options.num_threads,
+        )
+    model = fit_conversion(
+        folds["train"],
+        folds["valid"],
+        folds.get("calibration"),
+        params=tuning.best_params if tuning is not None else None,
+        sufficiency=sufficiency,
+        seed=options.seed,
+        num_threads=options.num_threads,
+    )
+    return model, tuning
+
+
+# --- 5. lifetime value --------------------------------------------------------------------------
+
+
+@dataclass
+class LtvFit:
+    """The LTV model (None when the history cannot support one), its split and test rows."""
+
+    model: LtvModel | None
+    fallback: float
+    test_rows: pd.DataFrame
+    train_rows: pd.DataFrame
+    note: str = ""
+    purge_days: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    fallback_basis: str = ""
+
+
+def fallback_ltv(frame: pd.DataFrame) -> tuple[float, str]:
+    """Return the constant LTV used without an LTV model, and what it is based on.
+
+    The mean net revenue of converted leads with a complete LTV window comes first. Without
+    such leads it is the revenue observed so far, which underestimates because the windows
+    are cut short. Without any revenue it is 1, so expected value ranks leads by p_convert.
+    """
+    converted = frame.loc[frame["converted"] == 1]
+    complete = converted.loc[converted["value_complete"].to_numpy(dtype=bool), "value"].clip(lower=0)
+    if len(complete) and complete.mean() > 0:
+        return float(
+            complete.mean()
+        ), f"mean net revenue of {len(complete)} converted leads with a complete window"
+    observed = converted["value"].clip(lower=0)
+    if len(observed) and observed.mean() > 0:
+        basis = (
+            f"mean net revenue observed so far of {len(observed)} converted leads; their LTV windows are "
+            "incomplete, so it underestimates"
+        )
+        return float(observed.mean()), basis
+    return 1.0, "no revenue recorded, so ltv is 1 and expected value equals p_convert"
+
+
+def fit_ltv_model(options: TrainOptions, frame: pd.DataFrame, spec: FeatureSpec) -> LtvFit:
+    """Fit the LTV model on converted leads with a complete LTV window, on its own time split.
+
+    The split purges ``ltv_horizon_days`` so that no training label overlaps later folds. When
+    the history is too short for that, it retries with the conversion horizon and records that
+    in the fit's note. Without an LTV model, every lead gets ``fallback_ltv``.
+    """
+    config = options.feature_config
+    complete = frame.loc[frame["value_complete"].to_numpy(dtype=bool)].reset_index(drop=True)
+    buyers = complete.loc[complete["converted"] == 1]
+    fallback, basis = fallback_ltv(frame)
+    empty = complete.iloc[0:0]
+    if len(buyers) == 0:
+        note = f"no converted lead has a complete {config.ltv_horizon_days}-day LTV window"
+        logger.warning("no LTV model: %s; ltv is %.2f, the %s", note, fallback, basis)
+        return LtvFit(None, fallback, empty, empty, note, fallback_basis=basis)
+
+    split: SplitIndices | None = None
+    note = ""
+    purge_days = config.ltv_horizon_days
+    for purge_days in (config.ltv_horizon_days, config.horizon_days):
+        try:
+            split = time_split(
+                complete,
+                "cutoff",
+                valid_fraction=options.valid_fraction,
+                test_fraction=options.test_fraction,
+                purge=pd.Timedelta(days=purge_days),
+                calibration_fraction=0.0,
+            )
+            break
+        except InsufficientDataError as error:
+            note = f"LTV split with a {purge_days}-day purge failed: {error}"
+            logger.warning("%s", note)
+    if split is None:
+        return LtvFit(None, fallback, empty, empty, note, fallback_basis=basis)
+    if purge_days != config.ltv_horizon_days:
+        note = (
+            f"the history is too short to purge the {config.ltv_horizon_days}-day LTV window between folds, "
+            f"so the LTV split purges {purge_days} days and training labels overlap later folds"
+        )
+
+    parts = {name: complete.iloc[getattr(split, name)] for name in ("train", "valid", "test")}
+    buyer_parts = {name: part.loc[part["converted"] == 1] for name, part in parts.items()}
+    counts = {f"ltv_{name}_buyers": len(part) for name, part in buyer_parts.items()}
+    try:
+        model = fit_ltv(
+            _fold(spec, buyer_parts["train"], "value"),
+            _fold(spec, buyer_parts["valid"], "value"),
+            seed=options.seed,
+            num_threads=options.num_threads,
+        )
+    except InsufficientDataError as error:
+        logger.warning("no LTV model: %s; ltv is %.2f, the %s", error, fallback, basis)
+        note = f"no LTV model: {error}"
+        return LtvFit(None, fallback, parts["test"], parts["train"], note, purge_days, counts, basis)
+    return LtvFit(model, fallback, parts["test"], parts["train"], note, purge_days, counts)
+
+
+# --- 6. baselines -------------------------------------------------------------------------------
+
+
+def btyd_baseline(
+    train_rows: pd.DataFrame, test_rows: pd.DataFrame, horizon_days: int
+) -> tuple[np.ndarray | None, str]:
+    """Predict LTV with BG/NBD + Gamma-Gamma fitted on the purchase history before each cutoff.
+
+    Uses the customer_frequency, customer_recency, customer_T and customer_monetary_value
+    features (days, converted to weeks). A lead without purchase history gets the value of a
+    newly acquired customer: its first purchase plus the expected repeat purchases, each at the
+    population mean spend. Returns (None, reason) when the training rows cannot fit the models,
+    for example without repeat buyers.
+    """
+    columns = ["customer_frequency", "customer_recency", "customer_T", "customer_monetary_value"]
+    missing = [column for column in columns if column not in train_rows.columns]
+    if missing:
+        return None, f"skipped: the customer features {missing} are not in the model"
+    history = train_rows.dropna(subset=["customer_T"])
+    history = history.loc[history["customer_T"] > 0]
+    try:
+        prediction = _btyd_predict(history, test_rows, horizon_days / _DAYS_PER_WEEK)
+    except (InsufficientDataError, ValueError) as error:
+        logger.warning("BG/NBD + Gamma-Gamma baseline skipped: %s", error)
+        return None, f"skipped: {error}"
+    return prediction, f"fitted on {len(history)} training rows with purchase history"
+
+
+def _btyd_predict(history: pd.DataFrame, test_rows: pd.DataFrame, weeks: float) -> np.ndarray:
+    """Fit BG/NBD and Gamma-Gamma on ``history`` and predict each test row's value over ``weeks``."""
+    bgnbd = btyd.fit_bgnbd(
+        history["customer_frequency"].to_numpy(dtype=np.float64),
+        history["customer_recency"].to_numpy(dtype=np.float64) / _DAYS_PER_WEEK,
+        history["customer_T"].to_numpy(dtype=np.float64) / _DAYS_PER_WEEK,
+        penalizer=0.001,
+    )
+    gamma_gamma = btyd.fit_gamma_gamma(
+        history["customer_frequency"].to_numpy(dtype=np.float64),
+        history["customer_monetary_value"].to_numpy(dtype=np.float64),
+        penalizer=0.001,
+    )
+    has_history = test_rows["customer_T"].fillna(0).to_numpy(dtype=np.float64) > 0
+    frequency = test_rows["customer_frequency"].fillna(0).to_numpy(dtype=np.float64)
+    monetary = test_rows["customer_monetary_value"].fillna(0).to_numpy(dtype=np.float64)
+    repeat_purchases = float(btyd.expected_purchases_new(bgnbd, np.array([weeks]))[0])
+    mean_spend = float(
+        btyd.conditional_expected_average_profit(gamma_gamma, np.array([0.0]), np.array([0.0]))[0]
+    )
+    prediction = np.full(len(test_rows), (1.0 + repeat_purchases) * mean_spend, dtype=np.float64)
+    if has_history.any():
+        prediction[has_history] = btyd.customer_lifetime_value(
+            bgnbd,
+            gamma_gamma,
+            frequency[has_history],
+            test_rows["customer_recency"].to_numpy(dtype=np.float64)[has_history] / _DAYS_PER_WEEK,
+            test_rows["customer_T"].to_numpy(dtype=np.float64)[has_history] / _DAYS_PER_WEEK,
+            monetary[has_history],
+            horizon=weeks,
+        )
+    return prediction
+
+
+def conversion_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Compute the conversion metrics the card and the gate report, for a model or a baseline."""
+    return {
+        "conversion_auc": metrics.roc_auc(y, p),
+        "conversion_pr_auc": metrics.pr_auc(y, p),
+        "conversion_ece": metrics.expected_calibration_error(y, p),
+        "conversion_brier": metrics.brier(y, p),
+        "conversion_alift": metrics.alift(y, p),
+    }
+
+
+def ltv_metrics(value: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """Compute ranking metrics of an LTV prediction on converted leads."""
+    if value.size < 2 or np.ptp(value) == 0:
+        return {}
+    result = {
+        "ltv_gini": metrics.normalized_gini(value, prediction),
+        "ltv_top_decile_share": metrics.top_decile_share(value, prediction),
+    }
+    if np.ptp(prediction) > 0:
+        result["ltv_spearman"] = metrics.spearman(value, prediction)
+    return result
+
+
+# --- 6. thresholds and holdout ----------------------------------------------------------------
+
+
+def fit_thresholds(
+    conversion: ConversionModel,
+    ltv: LtvFit,
+    rule_model: RuleScoreModel,
+    frame: pd.DataFrame,
+    matrix: pd.DataFrame,
+) -> tuple[GradeBands, SegmentThresholds, dict[str, Any]]:
+    """Fit grade bands, segment thresholds and score reference on out-of-sample rows (calibration fold)."""
+    prior = rule_model.predict_proba(frame) if conversion.prior_weight > 0 else None
+    p_convert = conversion.predict(matrix, prior)
+    value = (
+        np.maximum(ltv.model.predict(matrix), 0.0)
+        if ltv.model is not None
+        else np.full(len(matrix), ltv.fallback)
+    )
+    expected_value = p_convert * value
+    return (
+        GradeBands.fit(expected_value),
+        SegmentThresholds.fit(expected_value, p_convert),
+        score_reference(p_convert, value, expected_value),
+    )
+
+
+def bundle_fingerprint(
+    conversion: ConversionModel, ltv: LtvModel | None, spec: FeatureSpec, created_at: str
+) -> str:
+    """Hash the fitted models and spec, so two different trainings never share a bundle version."""
+    parts = [
+        conversion.booster.model_to_string().encode("utf-8"),
+        json.dumps(conversion.calibrator.to_dict(), sort_keys=True).encode("utf-8"),
+        json.dumps(spec.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8"),
+        created_at.encode("utf-8"),
+    ]
+    if ltv is not None:
+        parts += [booster.model_to_string().encode("utf-8") for booster in ltv.boosters.values()]
+    return content_fingerprint(parts)
+
+
+def make_holdout(conversion_test: pd.DataFrame, ltv_test: pd.DataFrame) -> pd.DataFrame:
+    """Return the gate's holdout: conversion test rows and LTV test rows, each marked, without repeats."""
+    columns = ["lead_id", "cutoff", "converted", "value", "label_complete", "value_complete"]
+    marked = pd.concat(
+        [
+            conversion_test[columns].assign(**{CONVERSION_TEST: True, LTV_TEST: False}),
+            ltv_test[columns].assign(**{CONVERSION_TEST: False, LTV_TEST: True}),
+        ],
+        ignore_index=True,
+    )
+    holdout = marked.groupby(["lead_id", "cutoff"], sort=False, as_index=False).agg(
+        {
+            "converted": "first",
+            "value": "first",
+            "label_complete": "first",
+            "value_complete": "first",
+            CONVERSION_TEST: "max",
+            LTV_TEST: "max",
+        }
+    )
+    return holdout.reset_index(drop=True)
+
+
+# --- 7. card, plots, MLflow ---------------------------------------------------------------------
+
+
+def _iso(value: pd.Timestamp) -> str:
+    return pd.Timestamp(value).isoformat()
+
+
+def build_card(
+    fitted: FittedScorer,
+    *,
+    tables: CanonicalTables,
+    test_metrics: dict[str, dict[str, float]],
+    baseline_notes: Mapping[str, str],
+    ece_before: float,
+    config: FeatureConfig,
+) -> ModelCard:
+    """Assemble the model card from the run's facts."""
+    snapshots, split, conversion, leakage = fitted.snapshots, fitted.split, fitted.conversion, fitted.leakage
+    ltv, sufficiency, tuning = fitted.ltv, fitted.sufficiency, fitted.tuning
+    frame = snapshots.frame
+    created = tables.leads["created_at"]
+    data_window = {
+        "start": _iso(created.min()),
+        "end": _iso(created.max()),
+        "cutoff_start": _iso(frame["cutoff"].min()),
+        "cutoff_end": _iso(frame["cutoff"].max()),
+        "observed_until": _iso(snapshots.observed_until),
+    }
+    horizons = {"horizon_days": config.horizon_days, "ltv_horizon_days": config.ltv_horizon_days}
+    calibration = {
+        "method": conversion.calibrator.method,
+        "ece_before": ece_before,
+        "ece_after": test_metrics["model"].get("conversion_ece"),
+        "prior_weight": conversion.prior_weight,
+        "selection": conversion.calibrator.selection,
+    }
+    leakage_facts = {
+        "checked": len(leakage.findings),
+        "threshold": leakage.threshold,
+        "excluded": [
+            {"feature": finding.feature, "reason": finding.describe(leakage.threshold), "auc": finding.auc}
+            for finding in leakage.findings
+            if finding.excluded
+        ],
+        "flagged_allowed": [
+            finding.feature for finding in leakage.findings if finding.flagged and finding.allowed
+        ],
+        "max_auc": max((finding.auc for finding in leakage.findings), default=None),
+    }
+    ltv_facts: dict[str, Any] = {
+        "note": ltv.note,
+        "purge_days": ltv.purge_days,
+        "btyd_baseline": baseline_notes.get("btyd", ""),
+        **ltv.counts,
+    }
+    if ltv.model is not None:
+        ltv_facts["kind"] = ltv.model.kind
+        ltv_facts["selection"] = {
+            kind: score["normalized_gini"]
+            for kind, score in ltv.model.validation.items()
+            if isinstance(score, Mapping) and "normalized_gini" in score
+        }
+    else:
+        ltv_facts["fallback"] = ltv.fallback
+        ltv_facts["fallback_basis"] = ltv.fallback_basis
+    fold_rows = {**snapshots.counts, **split.counts()}
+    test_rows = frame.iloc[split.test]
+    limits = known_limits_for(
+        data_window=data_window,
+        horizons=horizons,
+        metrics=test_metrics,
+        calibration=calibration,
+        leakage=leakage_facts,
+        ltv=ltv_facts,
+        insufficient_reasons=sufficiency.reason_texts("en"),
+    )
+    table_rows = {
+        name: len(tables.table(name)) for name in ("leads", "activities", "stage_changes", "orders")
+    }
+    return ModelCard(
+        name=MODEL_NAME,
+        bundle_version=fitted.bundle.bundle_version,
+        created_at=fitted.bundle.created_at,
+        data_window=data_window,
+        horizons=horizons,
+        table_rows=table_rows,
+        fold_rows=fold_rows,
+        fold_boundaries={name: _iso(start) for name, start in split.boundaries.items()},
+        test_positive_rate=float(test_rows["converted"].mean()),
+        metrics=test_metrics,
+        calibration=calibration,
+        leakage=leakage_facts,
+        ltv=ltv_facts,
+        features=fitted.spec.feature_names,
+        insufficient_data=sufficiency.insufficient_data,
+        data_sufficiency=sufficiency.to_dict(),
+        known_limits=limits,
+        tuning=dataclasses.asdict(tuning) if tuning is not None else {"trials": 0},
+    )
+
+
+def write_run_files(
+    directory: Path,
+    *,
+    card: ModelCard,
+    leakage: LeakageReport,
+    spec: FeatureSpec,
+    holdout: pd.DataFrame,
+    decile_table: pd.DataFrame,
+) -> None:
+    """Write the model card in both languages, the leakage report, the spec and the holdout."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "model_card.json").write_text(
+        json.dumps(card.to_dict(), indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+    )
+    for locale in ("en", "zh-CN"):
+        (directory / f"model_card.{locale}.md").write_text(render_markdown(card, locale), encoding="utf-8")
+        (directory / f"model_card.{locale}.html").write_text(render_html(card, locale), encoding="utf-8")
+        (directory / f"leakage_report.{locale}.md").write_text(leakage.to_markdown(locale), encoding="utf-8")
+    (directory / "feature_spec.json").write_text(
+        json.dumps(spec.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    decile_table.to_csv(directory / "decile_table.csv", index=False)
+    holdout.to_parquet(directory / Path(HOLDOUT_ARTIFACT).name, index=False)
+
+
+def log_run_to_mlflow(
+    options: TrainOptions,
+    *,
+    tracking_uri: str,
+    run_name: str,
+    params: Mapping[str, Any],
+    run_metrics: Mapping[str, float | None],
+    files_dir: Path,
+    plots_dir: Path,
+    bundle_dir: Path,
+    bundle_version: str,
+) -> tuple[str, str, str | None]:
+    """Log params, metrics, files and the pyfunc model; register it as challenger.
+
+    Returns (experiment id, run id, registered version or None when ``register_model`` is off).
+    """
+    import mlflow
+
+    client = tracking_client(tracking_uri)
+    experiment_id = ensure_experiment(
+        client, options.experiment, default_artifact_location(tracking_uri, options.work_dir)
+    )
+    with (
+        active_tracking_uri(tracking_uri),
+        mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run,
+    ):
+        mlflow.log_params(flatten_params(params))
+        mlflow.log_metrics(finite_metrics(run_metrics))
+        mlflow.set_tags({TAG_BUNDLE_VERSION: bundle_version, DATA_DIR_TAG: str(options.data_dir.resolve())})
+        mlflow.log_artifacts(str(plots_dir), artifact_path="plots")
+        for path in sorted(files_dir.iterdir()):
+            target = (
+                str(Path(HOLDOUT_ARTIFACT).parent) if path.name == Path(HOLDOUT_ARTIFACT).name else "report"
+            )
+            mlflow.log_artifact(str(path), artifact_path=target)
+        log_json_artifact(flatten_params(params), "report/params.json")
+        model_info = log_scorer_model(bundle_dir)
+        run_id = run.info.run_id
+
+    version: str | None = None
+    if options.register_model:
+        registered = register_challenger(
+            client, model_info.model_uri, run_id, tags={TAG_BUNDLE_VERSION: bundle_version}
+        )
+        version = str(registered.version)
+    return experiment_id, run_id, version
+
+
+# --- the whole run ------------------------------------------------------------------------------
+
+
+@dataclass
+class FittedScorer:
+    """Everything ``fit_scorer`` produced: the data facts, the folds, the models and the bundle."""
+
+    snapshots: Snapshots
+    leakage: LeakageReport
+    kept: list[FeatureDef]
+    split: SplitIndices
+    parts: dict[str, pd.DataFrame]
+    folds: dict[str, Fold]
+    sufficiency: coldstart.DataSufficiency
+    spec: FeatureSpec
+    conversion: ConversionModel
+    tuning: TuningResult | None
+    rule_model: RuleScoreModel
+    ltv: LtvFit
+    bundle: ScorerBundle
+
+
+def fit_scorer(
+    options: TrainOptions, tables: CanonicalTables, created: pd.Timestamp, watch: _Stopwatch
+) -> FittedScorer:
+    """Run steps 1 to 6: snapshots, leakage probe, split, conversion and LTV models, the bundle.
+
+    The bundle's model card is empty here, because the card needs the test metrics.
+    """
+    config = options.feature_config
+    with watch.step("features"):
+        snapshots = build_snapshots(tables, config, options.observed_until)
+    frame = snapshots.frame
+    if frame.empty:
+        raise InsufficientDataError(
+            f"no training snapshot in {options.data_dir} has a complete {config.horizon_days}-day label "
+            "window; import a longer history or shorten horizon_days"
+        )
+
+    with watch.step("leakage_probe"):
+        leakage = probe(
+            frame,
+            frame["converted"].to_numpy(),
+            snapshots.definitions,
+            tables.attributes,
+            threshold=options.leakage_threshold,
+            allow=options.leakage_allow,
+            seed=options.seed,
+        )
+    kept = drop_excluded(leakage.kept(snapshots.definitions), snapshots.definitions, options.exclude_features)
+
+    split = split_snapshots(options, frame)
+    if options.shuffle_training_labels:
+        frame = shuffle_labels_outside(frame, split.test, seed=options.seed)
+    parts = {name: frame.iloc[getattr(split, name)] for name in ("train", "valid", "calibration", "test")}
+    _check_test_fold(parts["test"])
+    sufficiency = assess_training_fold(parts["train"])
+    sufficiency.raise_if_refused()
+
+    spec = FeatureSpec.fit(parts["train"], kept)
+    folds = {name: _fold(spec, part) for name, part in parts.items() if len(part)}
+    with watch.step("conversion"):
+        conversion, tuning = tune_and_fit_conversion(
+            options, folds, sufficiency, study_name=f"conversion-{created.strftime('%Y%m%dT%H%M%S')}"
+        )
+        rule_model = fit_rule_model(parts["train"], folds["train"].y, allow_missing_columns=True)
+    with watch.step("ltv"):
+        ltv = fit_ltv_model(options, frame, spec)
+
+    threshold_part = "calibration" if "calibration" in folds else "valid"
+    grade_bands, segments, reference = fit_thresholds(
+        conversion, ltv, rule_model, parts[threshold_part], folds[threshold_part].matrix
+    )
+    reference["features"] = spec.reference
+    created_at = created.isoformat()
+    bundle = ScorerBundle(
+        bundle_version=make_bundle_version(
+            created, bundle_fingerprint(conversion, ltv.model, spec, created_at)
+        ),
+        created_at=created_at,
+        feature_config=config,
+        feature_spec=spec,
+        feature_definitions=tuple(kept),
+        conversion=conversion,
+        ltv_model=ltv.model,
+        grade_bands=grade_bands,
+        segment_thresholds=segments,
+        reference=reference,
+        model_card={},
+        ltv_fallback=ltv.fallback,
+        rule_prior=rule_model if conversion.prior_weight > 0 else None,
+        insufficient_data=sufficiency.insufficient_data,
+        attributes=tuple(tables.attributes),
+    )
+    return FittedScorer(
+        snapshots,
+        leakage,
+        kept,
+        split,
+        parts,
+        folds,
+        sufficiency,
+        spec,
+        conversion,
+        tuning,
+        rule_model,
+        ltv,
+        bundle,
+    )
+
+
+def run_params(options: TrainOptions, fitted: FittedScorer) -> dict[str, Any]:
+    """Return the run's parameters for MLflow: inputs, settings and what training chose."""
+    return {
+        "data_dir": str(options.data_dir.resolve()),
+        "trials": options.trials,
+        "seed": options.seed,
+        "feature_config": feature_config_to_dict(options.feature_config),
+        "leakage_threshold": options.leakage_threshold,
+        "leakage_excluded": fitted.leakage.excluded,
+        "conversion_params": fitted.conversion.params,
+        "calibration_method": fitted.conversion.calibrator.method,
+        "ltv_kind": fitted.ltv.model.kind if fitted.ltv.model is not None else "mean_fallback",
+        "gate": options.gate.model_dump(),
+        "insufficient_data": fitted.sufficiency.insufficient_data,
+        "rows": {**fitted.snapshots.counts, **fitted.split.counts(), **fitted.ltv.counts},
+    }
+
+
+def train(options: TrainOptions) -> TrainResult:
+    """Train, evaluate, log, register and gate one lead-scorer version from a data folder."""
+    watch = _Stopwatch()
+    tracking_uri = resolve_tracking_uri(options.tracking_uri, options.work_dir)
+    created = pd.Timestamp.now(tz="UTC").floor("s")
+    with watch.step("read_data"):
+        tables = read_data_dir(options.data_dir)
+    fitted = fit_scorer(options, tables, created, watch)
+    bundle = fitted.bundle
+
+    with watch.step("evaluation"):
+        holdout = make_holdout(fitted.parts["test"], fitted.ltv.test_rows)
+        holdout_scores = score_tables(bundle, tables, holdout[["lead_id", "cutoff"]], top_reasons=0)
+        model_gate_metrics = gate_metrics(holdout_scores.reset_index(drop=True), holdout)
+        test_metrics, plot_inputs, baseline_notes = evaluate_test_folds(
+            options, fitted, holdout, holdout_scores
+        )
+        test_metrics["model"].update(model_gate_metrics)
+
+    with tempfile.TemporaryDirectory(prefix="leadscore-train-") as scratch:
+        work = Path(scratch)
+        with watch.step("plots"):
+            plots = write_evaluation_plots(work / "plots", **plot_inputs)
+        card = build_card(
+            fitted,
+            tables=tables,
+            test_metrics=test_metrics,
+            baseline_notes=baseline_notes,
+            ece_before=metrics.expected_calibration_error(
+                fitted.folds["test"].y, plot_inputs["uncalibrated"]
+            ),
+            config=options.feature_config,
+        )
+        bundle = dataclasses.replace(bundle, model_card=card.to_dict())
+        bundle_dir = bundle.save(options.work_dir / "bundles" / bundle.bundle_version)
+        write_run_files(
+            work / "files",
+            card=card,
+            leakage=fitted.leakage,
+            spec=fitted.spec,
+            holdout=holdout,
+            decile_table=metrics.decile_table(fitted.folds["test"].y, plot_inputs["scores"]["model"]),
+        )
+
+        run_metrics: dict[str, float | None] = {
+            f"test.{label}.{name}": value
+            for label, values in test_metrics.items()
+            for name, value in values.items()
+        }
+        run_metrics["calibration.ece_before"] = card.calibration["ece_before"]
+        if fitted.tuning is not None:
+            run_metrics["tuning.best_value"] = fitted.tuning.best_value
+        with watch.step("mlflow"):
+            experiment_id, run_id, version = log_run_to_mlflow(
+                options,
+                tracking_uri=tracking_uri,
+                run_name=f"train-{bundle.bundle_version}",
+                params=run_params(options, fitted),
+                run_metrics={**run_metrics, **{f"seconds.{k}": v for k, v in watch.seconds.items()}},
+                files_dir=work / "files",
+                plots_dir=work / "plots",
+                bundle_dir=bundle_dir,
+                bundle_version=bundle.bundle_version,
+            )
+
+        decision: GateDecision | None = None
+        if version is not None:
+            with watch.step("gate"):
+                decision = run_gate(
+                    tracking_uri,
+                    challenger_version=version,
+                    tables=tables,
+                    holdout=holdout,
+                    config=options.gate,
+                    challenger_metrics=model_gate_metrics,
+                    workspace=work / "gate",
+                )
+    logger.info(
+        "training run %s finished: bundle %s, version %s, gate %s, plots %s, steps %s",
+        run_id,
+        bundle.bundle_version,
+        version,
+        decision.outcome if decision is not None else "not run",
+        sorted(plots),
+        watch.seconds,
+    )
+    return TrainResult(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        tracking_uri=tracking_uri,
+        bundle=bundle,
+        bundle_dir=bundle_dir,
+        model_version=version,
+        decision=decision,
+        test_metrics=test_metrics,
+        timings=watch.seconds,
+    )
+
+
+def evaluate_test_folds(
+    options: TrainOptions, fitted: FittedScorer, holdout: pd.DataFrame, holdout_scores: pd.DataFrame
+) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, str]]:
+    """Score the model and the baselines on the test folds; return metrics, plot inputs and notes.
+
+    The notes say, per baseline, how it was fitted or why it was skipped.
+    The model's numbers come from ``holdout_scores`` (the one score path). The rule and
+    logistic baselines score the conversion test fold and BG/NBD + Gamma-Gamma the converted
+    leads of the LTV test fold.
+    """
+    parts, folds, ltv, bundle = fitted.parts, fitted.folds, fitted.ltv, fitted.bundle
+    test = parts["test"].reset_index(drop=True)
+    y = folds["test"].y
+    scored = holdout_scores.reset_index(drop=True)
+    keys = pd.MultiIndex.from_frame(holdout[["lead_id", "cutoff"]])
+    position = keys.get_indexer(pd.MultiIndex.from_frame(test[["lead_id", "cutoff"]]))
+    p_model = scored["p_convert"].to_numpy(dtype=np.float64)[position]
+
+    logistic = fit_logistic(parts["train"], fitted.kept, seed=options.seed)
+    p_logistic = logistic.predict_proba(test)
+    p_rules = fitted.rule_model.predict_proba(test)
+    notes = {"btyd": "skipped: no converted lead in the LTV test fold"}
+    results = {
+        "model": conversion_metrics(y, p_model),
+        "logistic": conversion_metrics(y, p_logistic),
+        "rules": conversion_metrics(y, p_rules),
+    }
+
+    buyers = ltv.test_rows.loc[ltv.test_rows["converted"] == 1].reset_index(drop=True)
+    if len(buyers):
+        value = buyers["value"].to_numpy(dtype=np.float64)
+        buyer_position = keys.get_indexer(pd.MultiIndex.from_frame(buyers[["lead_id", "cutoff"]]))
+        results["model"].update(ltv_metrics(value, scored["ltv"].to_numpy(dtype=np.float64)[buyer_position]))
+        btyd_prediction, notes["btyd"] = btyd_baseline(
+            ltv.train_rows, buyers, options.feature_config.ltv_horizon_days
+        )
+        if btyd_prediction is not None:
+            results["btyd"] = ltv_metrics(value, btyd_prediction)
+
+    raw = bundle.conversion.predict_raw(folds["test"].matrix)
+    sample = np.arange(len(test))
+    if sample.size > _MAX_SHAP_ROWS:
+        sample = np.sort(np.random.default_rng(options.seed).choice(sample, _MAX_SHAP_ROWS, replace=False))
+    matrix = folds["test"].matrix.iloc[sample].reset_index(drop=True)
+
+    plot_inputs: dict[str, Any] = {
+        "y": y,
+        "scores": {"model": p_model, "logistic": p_logistic, "rules": p_rules},
+        "uncalibrated": raw,
+        "feature_names": list(folds["test"].matrix.columns),
+        "importance_gain": bundle.conversion.booster.feature_importance("gain"),
+        "contributions": shap_contributions(bundle.conversion.booster, matrix),
+        "matrix": matrix,
+    }
+    return results, plot_inputs, notes
