@@ -45,12 +45,15 @@ class DemoOptions:
     """Choices of one demo run; the defaults finish in a few minutes on 2 cores."""
 
     out_dir: Path
-    leads: int = 6000
+    leads: int = 10_000
     seed: int = 7
     trials: int = 5
     # 36 months leave a complete 24-month lifetime-value window for the first year of leads;
     # with less history no lead has a finished LTV label and the LTV model cannot be trained.
     months: int = 36
+    # One year of repeat purchases: with 36 months of history this leaves two years of leads
+    # with a complete window, enough buyers for the LTV model to learn more than a constant.
+    ltv_horizon_days: int = 365
     dataset: str = "synthetic"
     bank_marketing_path: Path | None = None
     report_locales: tuple[str, ...] = ("en", "zh-CN")
@@ -140,14 +143,14 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print) -> None:
 
 
 def quiet_library_logs() -> None:
-    """Keep the demo's output to leadscore's own progress lines.
+    """Keep the demo's output to its own progress lines, with warnings and errors still shown.
 
-    httpx logs every request at INFO, Optuna every trial, and MLflow draws a progress bar for
-    each artifact download; the run's MLflow record keeps all of that.
+    Each stage logs its steps at INFO, httpx every request, Optuna every trial, and MLflow
+    draws a progress bar for each artifact download. The run's MLflow record keeps all of that.
     """
     import optuna
 
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger().setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -208,6 +211,7 @@ def validate_history(paths: DemoPaths, echo: Callable[[str], None]) -> None:
 
 def train_models(options: DemoOptions, paths: DemoPaths, echo: Callable[[str], None]) -> None:
     """Train, evaluate and register the scorer; the first model becomes champion."""
+    from features.config import FeatureConfig
     from training.train import TrainOptions, train
 
     result = train(
@@ -217,6 +221,7 @@ def train_models(options: DemoOptions, paths: DemoPaths, echo: Callable[[str], N
             tracking_uri=paths.tracking_uri,
             trials=options.trials,
             seed=options.seed,
+            feature_config=FeatureConfig(ltv_horizon_days=options.ltv_horizon_days),
         )
     )
     echo(f"      {result_summary(result)}")
@@ -348,25 +353,25 @@ def route_new_leads(client: httpx.Client, options: DemoOptions, paths: DemoPaths
 
 
 def pick_new_leads(directory: Path, count: int) -> tuple[list[dict[str, Any]], pd.Timestamp]:
-    """Take leads from the arrivals history as they looked two hours after they came in.
+    """Take arrivals as they look two hours after they came in, moved to end at the current time.
 
-    One lead per channel first, so the table shows the range of sources; each lead carries
-    only the activities that happened before the scoring time.
+    One lead per channel first, so the table shows the range of sources. The picked leads and
+    their activities are shifted in time so the newest arrived two hours ago, which makes the
+    SLA deadlines real, upcoming times. Each lead carries only the activities before now.
     """
     leads = pd.read_parquet(directory / "leads.parquet").sort_values("created_at")
     activities = pd.read_parquet(directory / "activities.parquet")
-
-    # Leads that "arrive" two hours before now, so SLA deadlines read as real, upcoming times.
-    already_arrived = leads[leads["created_at"] <= pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=2)]
-    if len(already_arrived) >= count:
-        leads = already_arrived
     late = leads.tail(count * 10)
     picked = late.drop_duplicates("channel").tail(count)
     if len(picked) < count:
         picked = pd.concat([picked, late.drop(picked.index).tail(count - len(picked))])
 
-    as_of = picked["created_at"].max() + pd.Timedelta(hours=2)
-    records = [lead_payload(row, activities, as_of) for row in picked.to_dict("records")]
+    as_of = pd.Timestamp.now(tz="UTC").floor("s")
+    shift = as_of - pd.Timedelta(hours=2) - picked["created_at"].max()
+    picked = picked.assign(created_at=picked["created_at"] + shift)
+    own = activities[activities["lead_id"].isin(picked["lead_id"])]
+    own = own.assign(occurred_at=own["occurred_at"] + shift)
+    records = [lead_payload(row, own, as_of) for row in picked.to_dict("records")]
     return records, as_of
 
 

@@ -96,16 +96,16 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "reason.stage": {"en": "currently at the {stage} stage", "zh-CN": "当前处于{stage}阶段"},
     "reason.furthest_stage": {"en": "has reached the {stage} stage", "zh-CN": "最远已到达{stage}阶段"},
     "reason.days_in_stage": {
-        "en": "{days} days in the current stage",
-        "zh-CN": "在当前阶段已停留 {days} 天",
+        "en": "{duration} in the current stage",
+        "zh-CN": "在当前阶段已停留{duration}",
     },
     "reason.stage_changes": {"en": "{count} stage changes so far", "zh-CN": "已有 {count} 次阶段变更"},
     "reason.no_activity": {"en": "no activity recorded yet", "zh-CN": "尚无跟进记录"},
-    "reason.last_activity": {"en": "last activity {days} days ago", "zh-CN": "上次跟进在 {days} 天前"},
+    "reason.last_activity": {"en": "last activity {duration} ago", "zh-CN": "上次跟进在{duration}前"},
     "reason.never_inbound": {"en": "has never reached out", "zh-CN": "客户从未主动联系"},
     "reason.last_inbound": {
-        "en": "last reached out {days} days ago",
-        "zh-CN": "客户上次主动联系在 {days} 天前",
+        "en": "last reached out {duration} ago",
+        "zh-CN": "客户上次主动联系在{duration}前",
     },
     "reason.existing_customer": {"en": "is an existing customer", "zh-CN": "是老客户"},
     "reason.new_customer": {"en": "is not yet a customer", "zh-CN": "尚未成为客户"},
@@ -115,7 +115,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "reason.engagement_rising": {"en": "engagement is rising", "zh-CN": "互动在增加"},
     "reason.engagement_falling": {"en": "engagement is falling", "zh-CN": "互动在减少"},
     "reason.engagement_steady": {"en": "engagement is steady", "zh-CN": "互动保持平稳"},
-    "reason.lead_age": {"en": "captured {days} days ago", "zh-CN": "线索创建于 {days} 天前"},
+    "reason.lead_age": {"en": "captured {duration} ago", "zh-CN": "线索创建于{duration}前"},
+    "duration.under_one_day": {"en": "less than a day", "zh-CN": "不到 1 天"},
+    "duration.one_day": {"en": "1 day", "zh-CN": " 1 天"},
+    "duration.days": {"en": "{days} days", "zh-CN": " {days} 天"},
     "reason.created_hour": {"en": "captured at {hour}:00 local time", "zh-CN": "创建于当地时间 {hour} 点"},
     "reason.created_weekday": {"en": "captured on a {weekday}", "zh-CN": "创建于{weekday}"},
     "reason.distinct_reps": {
@@ -237,10 +240,20 @@ def _furthest_stage(value: Any, locale: Locale, context: ReasonContext) -> str |
     return translate("reason.furthest_stage", locale, stage=stage.code if locale == "en" else stage.name_zh)
 
 
+def _duration(days: float, locale: Locale) -> str:
+    """Render a number of days as "less than a day", "1 day" or "N days" in the locale."""
+    whole = round(days)
+    if days < 1:
+        return translate("duration.under_one_day", locale)
+    if whole == 1:
+        return translate("duration.one_day", locale)
+    return translate("duration.days", locale, days=_format_number(whole))
+
+
 def _days_in_stage(value: Any, locale: Locale, context: ReasonContext) -> str | None:
     if _is_missing(value):
         return None
-    return translate("reason.days_in_stage", locale, days=_format_number(round(float(value))))
+    return translate("reason.days_in_stage", locale, duration=_duration(float(value), locale))
 
 
 def _stage_changes(value: Any, locale: Locale, context: ReasonContext) -> str | None:
@@ -252,13 +265,13 @@ def _stage_changes(value: Any, locale: Locale, context: ReasonContext) -> str | 
 def _last_activity(value: Any, locale: Locale, context: ReasonContext) -> str:
     if _is_missing(value):
         return translate("reason.no_activity", locale)
-    return translate("reason.last_activity", locale, days=_format_number(round(float(value))))
+    return translate("reason.last_activity", locale, duration=_duration(float(value), locale))
 
 
 def _last_inbound(value: Any, locale: Locale, context: ReasonContext) -> str:
     if _is_missing(value):
         return translate("reason.never_inbound", locale)
-    return translate("reason.last_inbound", locale, days=_format_number(round(float(value))))
+    return translate("reason.last_inbound", locale, duration=_duration(float(value), locale))
 
 
 def _existing_customer(value: Any, locale: Locale, context: ReasonContext) -> str | None:
@@ -292,7 +305,7 @@ def _engagement(value: Any, locale: Locale, context: ReasonContext) -> str | Non
 def _lead_age(value: Any, locale: Locale, context: ReasonContext) -> str | None:
     if _is_missing(value):
         return None
-    return translate("reason.lead_age", locale, days=_format_number(round(float(value))))
+    return translate("reason.lead_age", locale, duration=_duration(float(value), locale))
 
 
 def _created_hour(value: Any, locale: Locale, context: ReasonContext) -> str | None:
