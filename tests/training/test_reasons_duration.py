@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.reasons import _duration
+from training.reasons import _duration, register_reason_messages
 
 
 @pytest.mark.parametrize(
@@ -17,5 +17,6 @@ from training.reasons import _duration
     ],
 )
 def test_duration_wording(days: float, english: str, chinese: str) -> None:
+    register_reason_messages()
     assert _duration(days, "en") == english
     assert _duration(days, "zh-CN") == chinese
