@@ -37,9 +37,32 @@ def cli(log_level: str) -> None:
 
 
 def _register_commands() -> None:
-    from leadscore.cli import data_cmd
+    """Attach each stage's commands in pipeline order: data, features, training, serving."""
+    from leadscore.cli import (
+        backtest_cmd,
+        data_cmd,
+        demo_cmd,
+        features_cmd,
+        report_cmd,
+        rescore_cmd,
+        roster_cmd,
+        route_cmd,
+        serve_cmd,
+        sla_cmd,
+        train_cmd,
+    )
 
     cli.add_command(data_cmd.data)
+    cli.add_command(features_cmd.features)
+    train_cmd.register(cli)
+    cli.add_command(backtest_cmd.backtest)
+    cli.add_command(serve_cmd.serve)
+    cli.add_command(roster_cmd.reps)
+    cli.add_command(sla_cmd.sla)
+    cli.add_command(route_cmd.route)
+    cli.add_command(rescore_cmd.rescore)
+    cli.add_command(report_cmd.report)
+    cli.add_command(demo_cmd.demo)
 
 
 _register_commands()
