@@ -1,0 +1,289 @@
+"""``leadscore backtest``: walk forward through a history, retraining as production would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from training.backtest import StepResult
+    from training.drift_options import ChangeFeatures, Span
+
+ONCE = "once"
+EXPANDING = "expanding"
+
+
+def _span_or_none(text: str | None, *, option: str, none_word: str | None = None) -> Span | None:
+    from training.drift_options import parse_span
+
+    if text is None or (none_word is not None and text.strip().lower() == none_word):
+        return None
+    return parse_span(text, option=option)
+
+
+def _start_time(text: str | None, timezone: str) -> pd.Timestamp | None:
+    import pandas as pd
+
+    from leadscore.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        start = pd.Timestamp(text)
+    except ValueError:
+        raise ConfigError(
+            f"--from value {text!r} is not a date or time; use ISO 8601 such as 2009-06-01 or "
+            "2009-06-01T00:00+01:00"
+        ) from None
+    return start.tz_localize(timezone) if start.tzinfo is None else start
+
+
+def _change_features(columns: str | None, period: str, keep_levels: bool) -> ChangeFeatures | None:
+    from leadscore.errors import ConfigError
+    from training.drift_options import ChangeFeatures
+
+    if columns is None:
+        return None
+    names = tuple(name.strip() for name in columns.split(",") if name.strip())
+    duration = _span_or_none(period, option="--change-period")
+    if duration is None or duration.duration is None:
+        raise ConfigError(f"--change-period must be a duration such as 30D; got {period!r}")
+    return ChangeFeatures(names, duration.duration, keep_levels)
+
+
+def _echo_step(step: StepResult) -> None:
+    if step.skipped:
+        click.echo(f"step {step.number:>3} {step.start:%Y-%m-%d}: skipped - {step.skipped}")
+        return
+    model = step.metrics.get("model", {}).get("conversion_auc")
+    logistic = step.metrics.get("logistic", {}).get("conversion_auc")
+    shown = "  ".join(
+        f"{name} {'-' if value is None else f'{value:.4f}'}"
+        for name, value in (("model", model), ("logistic", logistic))
+    )
+    click.echo(
+        f"step {step.number:>3} {step.start:%Y-%m-%d}: train {step.train_rows:,} rows "
+        f"(rate {step.train_positive_rate:.3f}), test {step.test_rows:,} rows "
+        f"(rate {step.test_positive_rate:.3f}), AUC {shown}"
+    )
+
+
+@click.command("backtest")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Data folder of canonical Parquet tables.",
+)
+@click.option(
+    "--retrain-every",
+    required=True,
+    help="Retrain every N scored rows (e.g. 1000), every duration (e.g. 14D, 2W), "
+    "or 'once' to train a single time.",
+)
+@click.option(
+    "--window",
+    default=EXPANDING,
+    show_default=True,
+    help="Training window: 'expanding' (all earlier rows), N most recent rows, or a duration such as 365D.",
+)
+@click.option(
+    "--from",
+    "start_text",
+    default=None,
+    help="Start of the first step, ISO 8601; naive times are in --timezone [default: at --start-fraction].",
+)
+@click.option(
+    "--start-fraction",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.8,
+    show_default=True,
+    help="Share of the labelled rows, in cutoff order, before the first step when --from is not given.",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Optuna trials per retrain, as in 'leadscore train'; 0 uses the default parameters.",
+)
+@click.option(
+    "--validation-metric",
+    type=click.Choice(["binary_logloss", "auc"]),
+    default="binary_logloss",
+    show_default=True,
+    help="Metric that tuning and early stopping watch on each retrain's validation fold.",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Seed of every retrain [default: 20240601]."
+)
+@click.option(
+    "--num-threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="LightGBM threads [default: 2, capped at the available cores].",
+)
+@click.option(
+    "--horizon-days", type=click.IntRange(min=1), default=None, help="Conversion label window, in days."
+)
+@click.option(
+    "--ltv-horizon-days", type=click.IntRange(min=1), default=None, help="Net revenue (LTV) window, in days."
+)
+@click.option(
+    "--max-snapshots",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Periodic snapshots per lead after the one at creation; 0 scores each lead once [default: 6].",
+)
+@click.option("--timezone", default=None, help="IANA timezone of naive times [default: Asia/Shanghai].")
+@click.option(
+    "--recency-half-life",
+    default=None,
+    help="Weight training rows by 0.5 ** (age / HALF_LIFE); rows (e.g. 3000) or a duration (e.g. 90D).",
+)
+@click.option(
+    "--calibrate-on",
+    default=None,
+    help="Fit the calibrator on the most recent rows (e.g. 1000) or duration (e.g. 30D) of each retrain.",
+)
+@click.option(
+    "--change-features",
+    "change_columns",
+    default=None,
+    help="Comma-separated numeric features to add as their change over --change-period.",
+)
+@click.option(
+    "--change-period", default="30D", show_default=True, help="Period of the change features, a duration."
+)
+@click.option("--keep-levels", is_flag=True, help="Keep the level features beside their change features.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Markdown report to write; HTML, chart, CSV and Parquet go beside it "
+    "[default: WORK_DIR/backtest/backtest-TIME.md].",
+)
+@click.option("--title", default="Retraining backtest", show_default=True, help="Title of the report.")
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="MLflow tracking URI [default: sqlite:///WORK_DIR/mlflow.db].",
+)
+@click.option("--experiment", default="leadscore-backtest", show_default=True, help="MLflow experiment name.")
+@click.option("--no-mlflow", is_flag=True, help="Write the report files only; log nothing to MLflow.")
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder for the Optuna studies, the default MLflow store and reports [default: .leadscore].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Settings TOML file (default: ./leadscore.toml when present).",
+)
+def backtest(
+    data_dir: Path,
+    retrain_every: str,
+    window: str,
+    start_text: str | None,
+    start_fraction: float,
+    trials: int,
+    validation_metric: str,
+    seed: int | None,
+    num_threads: int | None,
+    horizon_days: int | None,
+    ltv_horizon_days: int | None,
+    max_snapshots: int | None,
+    timezone: str | None,
+    recency_half_life: str | None,
+    calibrate_on: str | None,
+    change_columns: str | None,
+    change_period: str,
+    keep_levels: bool,
+    report_path: Path | None,
+    title: str,
+    tracking_uri: str | None,
+    experiment: str,
+    no_mlflow: bool,
+    work_dir: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Judge the model and its retraining cadence by retraining before each step and scoring it.
+
+    Before each step the conversion model (with the same features, tuning budget and
+    calibration as 'leadscore train'), the logistic and rule-score baselines and, with orders,
+    the LTV model are retrained on the rows whose label window ended before the step starts.
+    """
+    import dataclasses
+
+    import pandas as pd
+
+    from features.config import FeatureConfig
+    from leadscore.settings import load_settings
+    from training.backtest import BacktestOptions, run_backtest
+    from training.backtest_report import log_backtest, write_report
+    from training.drift_options import DriftOptions
+    from training.params import DEFAULT_SEED
+    from training.tracking import resolve_tracking_uri
+
+    settings = load_settings(
+        config_file,
+        work_dir=work_dir,
+        tracking_uri=tracking_uri,
+        horizon_days=horizon_days,
+        ltv_horizon_days=ltv_horizon_days,
+        timezone=timezone,
+    )
+    feature_config = FeatureConfig(
+        horizon_days=settings.horizon_days,
+        ltv_horizon_days=settings.ltv_horizon_days,
+        timezone=settings.timezone,
+    )
+    if max_snapshots is not None:
+        feature_config = dataclasses.replace(feature_config, max_snapshots=max_snapshots)
+    drift = DriftOptions(
+        window=_span_or_none(window, option="--window", none_word=EXPANDING),
+        recency_half_life=_span_or_none(recency_half_life, option="--recency-half-life"),
+        calibration_slice=_span_or_none(calibrate_on, option="--calibrate-on"),
+        change_features=_change_features(change_columns, change_period, keep_levels),
+    )
+    options = BacktestOptions(
+        data_dir=data_dir,
+        retrain_every=_span_or_none(retrain_every, option="--retrain-every", none_word=ONCE),
+        start=_start_time(start_text, settings.timezone),
+        start_fraction=start_fraction,
+        trials=trials,
+        validation_metric=validation_metric,  # type: ignore[arg-type]
+        seed=DEFAULT_SEED if seed is None else seed,
+        num_threads=num_threads,
+        feature_config=feature_config,
+        drift=drift,
+        work_dir=settings.work_dir,
+    )
+    result = run_backtest(options, on_step=_echo_step)
+
+    if report_path is None:
+        stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S")
+        report_path = settings.work_dir / "backtest" / f"backtest-{stamp}.md"
+    files = write_report(result, report_path, title=title)
+    click.echo(f"report: {report_path} (with {', '.join(path.name for path in files[1:])})")
+    for model, values in result.overall.items():
+        if values:
+            click.echo(
+                f"pooled {model:<9} AUC {values['conversion_auc']:.4f}  "
+                f"ALIFT {values['conversion_alift']:.4f}  PR AUC {values['conversion_pr_auc']:.4f}  "
+                f"Brier {values['conversion_brier']:.4f}  ECE {values['conversion_ece']:.4f}"
+            )
+    if not no_mlflow:
+        uri = resolve_tracking_uri(settings.tracking_uri, settings.work_dir)
+        run_id = log_backtest(result, files, tracking_uri=uri, experiment=experiment)
+        click.echo(f"MLflow run: {run_id} (experiment {experiment}, tracking {uri})")
