@@ -45,7 +45,7 @@ class DemoOptions:
     """Choices of one demo run; the defaults finish in a few minutes on 2 cores."""
 
     out_dir: Path
-    leads: int = 10_000
+    leads: int = 6000
     seed: int = 7
     trials: int = 5
     # 36 months leave a complete 24-month lifetime-value window for the first year of leads;
