@@ -9,11 +9,11 @@ module replays that:
 2. From a start time on, cut the scored rows into steps: every N rows, every duration, or a
    single step (train once).
 3. Before each step, retrain from scratch on the rows whose label window ended before the
-   step starts (optionally only a recent window of them): leakage probe, feature spec,
-   time-ordered validation and calibration folds, Optuna tuning with the same trial budget,
-   the LightGBM conversion model with early stopping and its calibrator. The logistic and
-   rule-score baselines and, when the history has orders, the LTV model are retrained on
-   the same rows.
+   step starts, or on a recent window of them. The retrain runs the steps of
+   ``leadscore train``: feature spec, time-ordered validation and calibration folds, Optuna
+   tuning with the same trial budget, the LightGBM conversion model with early stopping, and
+   its calibrator. The logistic and rule-score baselines and, when the history has orders,
+   the LTV model are retrained on the same rows.
 4. Score the step's rows and compute ROC AUC, ALIFT, PR AUC, Brier and ECE per step and
    over all scored rows (LTV: normalized Gini and Spearman on converted rows).
 
@@ -78,23 +78,23 @@ LOGISTIC = "logistic"
 RULES = "rules"
 SCORE_COLUMNS: dict[str, str] = {MODEL: "p_model", LOGISTIC: "p_logistic", RULES: "p_rules"}
 DEFAULT_START_FRACTION = 0.8
-# Fewer scored rows than this give a ranking metric too noisy to read; the step still counts
+# Fewer scored rows than this give a ranking metric too noisy to read. The step still counts
 # in the pooled metrics.
 MIN_ROWS_FOR_STEP_METRICS = 20
 MIN_BUYERS_FOR_LTV_METRICS = 10
 
 
 class BacktestOptions(BaseModel):
-    """Settings of one walk-forward backtest; the CLI fills them from flags."""
+    """Settings of one walk-forward backtest, filled by the CLI from its flags."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     data_dir: Path = Field(description="Data folder of canonical Parquet tables.")
     retrain_every: Span | None = Field(
-        description="Rows or duration between retrains; None trains once and scores every later row."
+        description="Rows or duration between retrains. None trains once and scores every later row."
     )
     start: pd.Timestamp | None = Field(
-        default=None, description="Time the first step starts; None means at start_fraction of the rows."
+        default=None, description="Time the first step starts. None means at start_fraction of the rows."
     )
     start_fraction: float = Field(
         default=DEFAULT_START_FRACTION,
@@ -103,7 +103,7 @@ class BacktestOptions(BaseModel):
         description="Share of the labelled rows, in cutoff order, before the first step when start is None.",
     )
     trials: int = Field(
-        default=DEFAULT_TRIALS, ge=0, description="Optuna trials per retrain; 0 uses the default parameters."
+        default=DEFAULT_TRIALS, ge=0, description="Optuna trials per retrain. 0 uses the default parameters."
     )
     validation_metric: ValidationMetric = Field(
         default="binary_logloss",
@@ -111,13 +111,13 @@ class BacktestOptions(BaseModel):
     )
     seed: int = Field(default=DEFAULT_SEED, ge=0, description="Seed of every retrain (Optuna, LightGBM).")
     num_threads: int | None = Field(
-        default=None, ge=1, description="LightGBM threads; None means 2, capped at the cores."
+        default=None, ge=1, description="LightGBM threads. None means 2, capped at the cores."
     )
     feature_config: FeatureConfig = Field(
         default_factory=lambda: FeatureConfig(), description="Spine, label and feature settings."
     )
     observed_until: pd.Timestamp | None = Field(
-        default=None, description="End of the observed history; None means the latest event in the tables."
+        default=None, description="End of the observed history. None means the latest event in the tables."
     )
     valid_fraction: float = Field(
         default=0.15, gt=0, lt=0.5, description="Share of each retrain's rows in its validation fold."
@@ -126,7 +126,7 @@ class BacktestOptions(BaseModel):
         default=0.10,
         ge=0,
         lt=0.5,
-        description="Share of each retrain's rows in its calibration fold; 0 calibrates on validation.",
+        description="Share of each retrain's rows in its calibration fold. 0 calibrates on validation.",
     )
     drift: DriftOptions = Field(
         default_factory=lambda: DriftOptions(), description="Drift-robust training options."
@@ -185,10 +185,11 @@ def load_history(options: BacktestOptions, tables: CanonicalTables | None = None
 
 @dataclass(frozen=True)
 class Step:
-    """One retrain: it may train on rows whose label window ends before ``start``.
+    """One retrain and the rows it scores.
 
-    It scores the rows with a cutoff in [start, end). ``end`` is None for the last step, and
-    ``positions`` are the scored rows' positions in the history frame.
+    The retrain may use rows whose label window ends before ``start``, and it scores the rows
+    with a cutoff in [start, end). ``end`` is None for the last step, and ``positions`` are the
+    scored rows' positions in the history frame.
     """
 
     number: int
@@ -322,6 +323,7 @@ def split_retrain_rows(
         calibration_start = _first_position_of_last(cutoffs, round(calibration_fraction * n_rows))
     else:
         calibration_start = n_rows
+
     valid_count = max(1, round(valid_fraction * n_rows))
     valid_start = 0
     if calibration_start > 0:
@@ -331,15 +333,18 @@ def split_retrain_rows(
             f"a retrain with {n_rows} rows cannot be split into train, validation and calibration folds; "
             "use a later start, a larger window or smaller fractions"
         )
+
     train_end = cutoffs[valid_start] - purge
     fold = np.full(n_rows, -1, dtype=np.int64)
     fold[: int(cutoffs.searchsorted(train_end, side="left"))] = 0
     fold[valid_start:calibration_start] = 1
     fold[calibration_start:] = 2
+
     in_gap = fold < 0
     first_fold = pd.Series(np.where(in_gap, 3, fold)).groupby(rows["lead_id"].to_numpy()).transform("min")
     later = ~in_gap & (fold != first_fold.to_numpy())
     keep = ~in_gap & ~later
+
     parts = [rows.iloc[np.flatnonzero(keep & (fold == number))] for number in range(3)]
     if parts[0].empty or parts[1].empty:
         empty = "training" if parts[0].empty else "validation"
@@ -357,7 +362,7 @@ def split_retrain_rows(
 
 @dataclass
 class StepFit:
-    """What one retrain produced: the rows it used, its models and their fitting facts."""
+    """Output of one retrain: the rows it used, its models and their fitting facts."""
 
     step: Step
     seed: int
@@ -483,7 +488,7 @@ def _step_rows(history: History, step: Step, options: BacktestOptions) -> pd.Dat
 class FeatureScreen:
     """The features the leakage probe kept and the ones it excluded, with the step it ran for."""
 
-    kept: list[FeatureDef]
+    features: list[FeatureDef]
     excluded: list[str]
     step_number: int
 
@@ -516,7 +521,7 @@ def fit_step(
     when the available rows cannot fill the folds or lack a class.
     """
     rows = _step_rows(history, step, options)
-    features = screen.kept
+    features = screen.features
     folds = split_retrain_rows(
         rows,
         valid_fraction=options.valid_fraction,

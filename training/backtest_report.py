@@ -32,7 +32,6 @@ from training.tracking import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "leadscore-backtest"
-CHART_FILE = "backtest_metrics.png"
 MODELS: tuple[str, ...] = (MODEL, LOGISTIC, RULES)
 MODEL_LABELS: dict[str, str] = {
     MODEL: "LightGBM (calibrated)",
@@ -207,7 +206,7 @@ def markdown_table(table: ReportTable) -> str:
 def render_markdown(
     result: BacktestResult, *, title: str, chart: str | None = None, command: str | None = None
 ) -> str:
-    """Render the backtest as a Markdown report; ``chart`` is the chart's path relative to the report."""
+    """Render the backtest as a Markdown report. ``chart`` is the chart's path relative to the report."""
     lines = [f"# {title}", ""]
     if command:
         lines += ["Command:", "", "```", command, "```", ""]
@@ -246,8 +245,8 @@ def render_html(result: BacktestResult, *, title: str, chart: str | None = None)
         parts.append("</table>")
     parts += [
         "<h2>Definitions</h2>",
-        f"<p>{html.escape(ALIFT_DEFINITION)}</p>",
-        f"<p>{html.escape(POOLED_DEFINITION)}</p>",
+        f"<p>{html.escape(ALIFT_DEFINITION.replace('`', ''))}</p>",
+        f"<p>{html.escape(POOLED_DEFINITION.replace('`', ''))}</p>",
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -284,6 +283,7 @@ def plot_metrics_over_time(result: BacktestResult) -> Figure:
     figure = Figure(figsize=(11, 7.5), dpi=110)
     FigureCanvasAgg(figure)
     panels = figure.subplots(2, 2, sharex=True)
+
     for axes, (key, name) in zip(
         panels.flat[:3],
         (("conversion_auc", "ROC AUC"), ("conversion_alift", "ALIFT"), ("conversion_brier", "Brier")),
@@ -294,6 +294,7 @@ def plot_metrics_over_time(result: BacktestResult) -> Figure:
         axes.set(title=f"{name} per step", ylabel=name)
         axes.grid(alpha=0.3)
     panels.flat[0].legend(loc="best", fontsize=8)
+
     rate_axes = panels.flat[3]
     test_rates = [step.test_positive_rate for step in steps]
     rate_axes.plot(starts, test_rates, color="black", marker="o", markersize=3, label="test rate")
@@ -310,6 +311,7 @@ def plot_metrics_over_time(result: BacktestResult) -> Figure:
     rate_axes.set(title="Positive rate and mean prediction", ylabel="share converted")
     rate_axes.grid(alpha=0.3)
     rate_axes.legend(loc="best", fontsize=8)
+
     for axes in panels[1]:
         axes.set_xlabel("step start")
         for label in axes.get_xticklabels():

@@ -1,6 +1,6 @@
-"""Drift-robust training options for retraining under drift, measured by ``training.backtest``.
+"""Training options meant to cope with drift, each measured by ``training.backtest``.
 
-Each option changes what a retrain learns from, never what it is scored on:
+Every option changes how a retrain learns. None of them adds or drops scored rows.
 
 * ``window``: train only on the most recent rows (a number of rows or a duration).
 * ``recency_half_life``: time-decay sample weights, ``0.5 ** (age / half_life)``, so a row one
@@ -66,7 +66,7 @@ class Span:
             raise ConfigError(f"a span of time must be longer than 0; got {self.duration!r}")
 
     def describe(self) -> str:
-        """Return the span for people: ``1000 rows`` or ``14 days``."""
+        """Return the span in words: ``1,000 rows`` or ``14 days``."""
         if self.rows is not None:
             return f"{self.rows:,} rows"
         days = self.time() / pd.Timedelta(days=1)
@@ -80,14 +80,14 @@ class Span:
         return f"{days:g}D" if days == int(days) else f"{self.time() / pd.Timedelta(hours=1):g}h"
 
     def time(self) -> pd.Timedelta:
-        """Return the duration of a span of time; raises ConfigError for a span of rows."""
+        """Return the duration of a span of time. Raises ConfigError for a span of rows."""
         if self.duration is None:
             raise ConfigError(f"a span of {self.rows} rows has no duration; give a duration such as 14D")
         return self.duration
 
 
 def parse_span(text: str, *, option: str) -> Span:
-    """Read a span: digits only mean rows, anything else must be a positive pandas duration.
+    """Parse a span. Digits only give a number of rows, and any other text must be a positive pandas duration.
 
     ``option`` names the setting in the error message, for example ``--window``.
     """
@@ -123,7 +123,7 @@ class ChangeFeatures:
 
 @dataclass(frozen=True)
 class DriftOptions:
-    """The drift-robust training options of one backtest; the defaults switch every option off."""
+    """Drift-robust training options of one backtest. The defaults switch every option off."""
 
     window: Span | None = None
     recency_half_life: Span | None = None
@@ -272,7 +272,7 @@ def add_change_features(
                 attribute=source.attribute,
             )
         )
-    kept = [
+    base_definitions = [
         definition
         for definition in definitions
         if change.keep_levels or definition.name not in change.columns
@@ -283,7 +283,7 @@ def add_change_features(
         change.period,
         "" if change.keep_levels else f"; dropped the levels {list(change.columns)}",
     )
-    return result, [*kept, *added]
+    return result, [*base_definitions, *added]
 
 
 # --- recency-weighted fits ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``leadscore backtest``: walk forward through a history, retraining as production would."""
+"""``leadscore backtest``: walk forward through a history and retrain the models before each step."""
 
 from __future__ import annotations
 
@@ -61,14 +61,14 @@ def _echo_step(step: StepResult) -> None:
         return
     model = step.metrics.get("model", {}).get("conversion_auc")
     logistic = step.metrics.get("logistic", {}).get("conversion_auc")
-    shown = "  ".join(
+    aucs = "  ".join(
         f"{name} {'-' if value is None else f'{value:.4f}'}"
         for name, value in (("model", model), ("logistic", logistic))
     )
     click.echo(
         f"step {step.number:>3} {step.start:%Y-%m-%d}: train {step.train_rows:,} rows "
         f"(rate {step.train_positive_rate:.3f}), test {step.test_rows:,} rows "
-        f"(rate {step.test_positive_rate:.3f}), AUC {shown}"
+        f"(rate {step.test_positive_rate:.3f}), AUC {aucs}"
     )
 
 
@@ -96,7 +96,8 @@ def _echo_step(step: StepResult) -> None:
     "--from",
     "start_text",
     default=None,
-    help="Start of the first step, ISO 8601; naive times are in --timezone [default: at --start-fraction].",
+    help="Start of the first step, ISO 8601. Naive times are read in --timezone "
+    "[default: at --start-fraction].",
 )
 @click.option(
     "--start-fraction",
@@ -110,7 +111,7 @@ def _echo_step(step: StepResult) -> None:
     type=click.IntRange(min=0),
     default=10,
     show_default=True,
-    help="Optuna trials per retrain, as in 'leadscore train'; 0 uses the default parameters.",
+    help="Optuna trials per retrain, as in 'leadscore train'. 0 uses the default parameters.",
 )
 @click.option(
     "--validation-metric",
@@ -138,13 +139,14 @@ def _echo_step(step: StepResult) -> None:
     "--max-snapshots",
     type=click.IntRange(min=0),
     default=None,
-    help="Periodic snapshots per lead after the one at creation; 0 scores each lead once [default: 6].",
+    help="Periodic snapshots per lead after the one at creation. 0 scores each lead once [default: 6].",
 )
 @click.option("--timezone", default=None, help="IANA timezone of naive times [default: Asia/Shanghai].")
 @click.option(
     "--recency-half-life",
     default=None,
-    help="Weight training rows by 0.5 ** (age / HALF_LIFE); rows (e.g. 3000) or a duration (e.g. 90D).",
+    help="Weight training rows by 0.5 ** (age / HALF_LIFE), with HALF_LIFE in rows (e.g. 3000) "
+    "or a duration (e.g. 90D).",
 )
 @click.option(
     "--calibrate-on",
@@ -166,7 +168,7 @@ def _echo_step(step: StepResult) -> None:
     "report_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Markdown report to write; HTML, chart, CSV and Parquet go beside it "
+    help="Markdown report to write, with the HTML, chart, CSV and Parquet files beside it "
     "[default: WORK_DIR/backtest/backtest-TIME.md].",
 )
 @click.option("--title", default="Retraining backtest", show_default=True, help="Title of the report.")
@@ -176,7 +178,7 @@ def _echo_step(step: StepResult) -> None:
     help="MLflow tracking URI [default: sqlite:///WORK_DIR/mlflow.db].",
 )
 @click.option("--experiment", default="leadscore-backtest", show_default=True, help="MLflow experiment name.")
-@click.option("--no-mlflow", is_flag=True, help="Write the report files only; log nothing to MLflow.")
+@click.option("--no-mlflow", is_flag=True, help="Write the report files only and log nothing to MLflow.")
 @click.option(
     "--work-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -219,9 +221,9 @@ def backtest(
 ) -> None:
     """Judge the model and its retraining cadence by retraining before each step and scoring it.
 
-    Before each step the conversion model (with the same features, tuning budget and
-    calibration as 'leadscore train'), the logistic and rule-score baselines and, with orders,
-    the LTV model are retrained on the rows whose label window ended before the step starts.
+    Before each step, every model is retrained on the rows whose label window ended before
+    the step starts: the conversion model with the features, tuning budget and calibration of
+    'leadscore train', the logistic and rule-score baselines and, with orders, the LTV model.
     """
     import dataclasses
 

@@ -8,8 +8,8 @@ Bucketing needs no index of all lead ids, which keeps memory flat however many l
 
 The partition pass streams each table in record batches and appends each batch's rows to its
 bucket's folder (``partitions/<table>/bucket-NNNNNN/part-NNNNNN.parquet``, a row group per batch).
-Orders belong to customers, not leads, so they stay in ``orders.parquet`` and each chunk reads
-the orders of its customers with a pyarrow filter.
+Orders belong to customers, not leads, so they stay in ``orders.parquet``. Each chunk scans it
+batch by batch and keeps the orders of its customers (pyarrow ``is_in``).
 """
 
 from __future__ import annotations
@@ -195,8 +195,8 @@ class ChunkInputs:
 def read_chunk_tables(inputs: ChunkInputs) -> CanonicalTables:
     """Return the canonical tables of one bucket: its leads and their activities, stage changes and orders.
 
-    The orders are those of the bucket's customers (``customer_id`` of its leads), read with a
-    pyarrow ``in`` filter, so a chunk never loads the whole orders table.
+    The orders are those of the bucket's customers (``customer_id`` of its leads), kept from a
+    batch-by-batch scan, so a chunk never loads the whole orders table.
     """
     frames = {
         table: _read_bucket(inputs.partitions, table, inputs.bucket, inputs.attributes)
@@ -219,7 +219,10 @@ def _read_bucket(
     folder = bucket_dir(partitions, table, bucket)
     if not folder.is_dir():
         return empty_table(table)
-    frame = pq.read_table(folder).to_pandas()
+    # One row group per partition batch: combining them gives pandas contiguous arrays
+    # instead of columns of hundreds of small chunks.
+    parts = [pq.ParquetFile(path).read(use_threads=False) for path in sorted(folder.glob("part-*.parquet"))]
+    frame = pa.concat_tables(parts).combine_chunks().to_pandas()
     return coerce_canonical_dtypes(table, frame, attributes if table == "leads" else ())
 
 
@@ -237,5 +240,5 @@ def _read_orders(path: Path | None, customers: list[str]) -> pd.DataFrame:
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
         customer_ids = pc.cast(batch.column("customer_id"), pa.large_string())
         matches.append(pa.Table.from_batches([batch.filter(pc.is_in(customer_ids, value_set=customer_set))]))
-    frame = pa.concat_tables(matches).to_pandas() if matches else empty_table("orders")
+    frame = pa.concat_tables(matches).combine_chunks().to_pandas() if matches else empty_table("orders")
     return coerce_canonical_dtypes("orders", frame)

@@ -523,7 +523,7 @@ def test_cli_scores_champion_to_excel_csv(trained: Trained, tmp_path: Path) -> N
     assert rejects["原因"].str.contains("赢单或输单").any()
 
 
-def test_cli_rejects_naive_parquet_excel(trained: Trained, tmp_path: Path) -> None:
+def test_cli_rejects_excel_with_parquet(trained: Trained, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
         [

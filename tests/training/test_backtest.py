@@ -14,7 +14,7 @@ from data.folder import CanonicalTables, write_table
 from features.catalog import FeatureDef
 from features.config import FeatureConfig
 from leadscore.cli.main import cli
-from leadscore.errors import ConfigError, InsufficientDataError
+from leadscore.errors import ConfigError, DataValidationError, InsufficientDataError
 from tests.training.canonical_history import make_history
 from tests.training.scorer_setup import empty_tracking_uri
 from training.backtest import (
@@ -130,7 +130,7 @@ def test_span_needs_exactly_one_length() -> None:
 # --- steps --------------------------------------------------------------------------------------
 
 
-def test_plan_steps_by_rows_keeps_equal_cutoffs_together() -> None:
+def test_row_steps_keep_equal_cutoffs_together() -> None:
     frame = _frame(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-03", "2024-01-04", "2024-01-05"])
     plan = plan_steps(frame, pd.Timestamp("2024-01-02", tz="UTC"), Span(rows=2))
     assert [step.positions.tolist() for step in plan.steps] == [[1], [2, 3, 4], [5]]
@@ -198,9 +198,9 @@ def test_change_features_read_only_older_rows() -> None:
         FeatureDef("age", "numeric", "Age", "年龄", "Age in years."),
     ]
     change = ChangeFeatures(("rate",), pd.Timedelta(days=30))
-    changed, kept = add_change_features(frame, definitions, change)
+    changed, changed_definitions = add_change_features(frame, definitions, change)
     column = "rate_change_30d"
-    assert [definition.name for definition in kept] == ["age", column]
+    assert [definition.name for definition in changed_definitions] == ["age", column]
     assert np.isnan(changed[column].iloc[0])
     assert np.isnan(changed[column].iloc[1])
     assert changed[column].iloc[2] == pytest.approx(2.0 - 4.0)
@@ -340,7 +340,7 @@ def test_backtest_skips_step_without_history(workspace: Path, tables: CanonicalT
     assert not result.steps[-1].skipped
 
 
-def test_weighted_fit_with_unit_weights_matches_unweighted() -> None:
+def test_unit_weights_match_unweighted_fit() -> None:
     rng = np.random.default_rng(0)
     matrix = pd.DataFrame({"x": rng.normal(size=3000), "z": rng.normal(size=3000)})
     y = (rng.random(3000) < 1 / (1 + np.exp(-(matrix["x"] - 1.5)))).astype(np.float64)
@@ -351,7 +351,7 @@ def test_weighted_fit_with_unit_weights_matches_unweighted() -> None:
     plain = fit_conversion(train, valid, calibration, seed=3, num_threads=1)
     weighted = fit_weighted_conversion(train, valid, calibration, np.ones(2000), seed=3, num_threads=1)
     np.testing.assert_allclose(weighted.predict(valid.matrix), plain.predict(valid.matrix))
-    with pytest.raises(Exception, match="sample weights for 2000 training rows"):
+    with pytest.raises(DataValidationError, match="5 sample weights for 2000 training rows"):
         fit_weighted_conversion(train, valid, calibration, np.ones(5), seed=3, num_threads=1)
 
 
@@ -385,7 +385,7 @@ def test_reports_contain_every_step(run: BacktestResult) -> None:
     assert len(frame) == len(run.steps)
 
 
-def test_backtest_command_writes_report_and_mlflow_run(tmp_path: Path, tables: CanonicalTables) -> None:
+def test_command_writes_report_and_mlflow_run(tmp_path: Path, tables: CanonicalTables) -> None:
     data_dir = tmp_path / "data"
     for name in ("leads", "activities", "stage_changes", "orders"):
         write_table(tables.table(name), data_dir, name)
@@ -433,7 +433,7 @@ def test_backtest_command_writes_report_and_mlflow_run(tmp_path: Path, tables: C
     assert "backtest/backtest.md" in artifacts
 
 
-def test_backtest_command_rejects_bad_cadence(tmp_path: Path) -> None:
+def test_command_rejects_bad_cadence(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     outcome = CliRunner().invoke(
         cli, ["backtest", "--data", str(tmp_path / "data"), "--retrain-every", "weekly"]
