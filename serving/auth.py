@@ -92,7 +92,10 @@ class AuthProblem(enum.Enum):
 _PROBLEM_TEXTS: dict[AuthProblem, str] = {
     AuthProblem.MISSING: "missing bearer token; send the header 'Authorization: Bearer <token>'",
     AuthProblem.MALFORMED: "the Authorization header must have the form 'Bearer <token>'",
-    AuthProblem.INVALID: "invalid bearer token",
+    AuthProblem.INVALID: (
+        "invalid bearer token; send the token the service was started with "
+        "(LEADSCORE_API_TOKEN or --token-file)"
+    ),
 }
 
 

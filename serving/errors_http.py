@@ -99,7 +99,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "the Authorization header must have the form 'Bearer <token>'",
         "zh-CN": "Authorization 请求头格式应为 'Bearer <token>'",
     },
-    "http.auth_invalid": {"en": "invalid bearer token", "zh-CN": "访问令牌无效"},
+    "http.auth_invalid": {
+        "en": "invalid bearer token; send the token the service was started with "
+        "(LEADSCORE_API_TOKEN or --token-file)",
+        "zh-CN": "访问令牌无效；请使用启动服务时设置的令牌（LEADSCORE_API_TOKEN 或 --token-file）",
+    },
     "http.too_large": {
         "en": "the request body has {size} bytes, more than the limit of {limit} bytes; "
         "split the request into smaller batches",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leadscore.errors import ConfigError
 from leadscore.settings import Settings
 from serving.auth import require_token_or_insecure, resolve_api_token
 from serving.policy_config import load_policy
@@ -71,6 +72,7 @@ def prepare_launch(settings: Settings, *, workers: int, insecure: bool) -> Launc
     from serving.model_loading import champion_version
     from serving.store import open_store
 
+    require_free_port(settings.host, settings.port)
     token = resolve_api_token(settings)
     require_token_or_insecure(token, insecure=insecure)
     if token is None:
@@ -94,6 +96,21 @@ def prepare_launch(settings: Settings, *, workers: int, insecure: bool) -> Launc
         model_version=model_version,
         environment=environment,
     )
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Raise ConfigError naming the address when another process already listens on it."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({error.strerror}); stop the process using the port "
+                "or choose another one with --port"
+            ) from None
 
 
 def _worker_environment(

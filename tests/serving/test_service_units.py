@@ -374,7 +374,8 @@ def test_guard_rejects_wrong_token_in_chinese() -> None:
         _guard(app), headers=[("Authorization", "Bearer wrong"), ("Accept-Language", "zh-CN")]
     )
     assert status == 401
-    assert body["message"] == "访问令牌无效"
+    assert body["message"].startswith("访问令牌无效")
+    assert "LEADSCORE_API_TOKEN" in body["message"]
     assert app.calls == 0
 
 
