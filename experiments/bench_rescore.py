@@ -134,11 +134,15 @@ def _generate(out_dir: Path, leads: int, seed: int, months: int) -> None:
 
 
 def _as_of(data_dir: Path) -> pd.Timestamp:
-    import pyarrow.compute as pc
+    """Return the day of the latest lead, from the Parquet statistics so no column is loaded."""
     import pyarrow.parquet as pq
 
-    latest = pc.max(pq.read_table(data_dir / "leads.parquet", columns=["created_at"]).column("created_at"))
-    return pd.Timestamp(latest.as_py()).tz_convert("UTC").floor("D")
+    metadata = pq.ParquetFile(data_dir / "leads.parquet").metadata
+    column = metadata.schema.to_arrow_schema().get_field_index("created_at")
+    latest = max(
+        metadata.row_group(group).column(column).statistics.max for group in range(metadata.num_row_groups)
+    )
+    return pd.Timestamp(latest).tz_convert("UTC").floor("D")
 
 
 def train_bundle(work: Path, train_leads: int) -> Path:

@@ -4,7 +4,7 @@ Chunks are hash buckets of the lead id: a row of leads, activities or stage_chan
 bucket ``hash(lead_id) % buckets``, so every event of a lead lands in its lead's bucket. The
 hash is pandas' ``hash_array`` (SipHash with a fixed key), which gives the same bucket in every
 process and on every machine, so a Dask worker and the local engine read identical chunks.
-Bucketing needs no index of all lead ids, which keeps memory flat however many leads there are.
+Bucketing needs no index of all lead ids, so no structure in memory grows with the number of leads.
 
 The partition pass streams each table in record batches and appends each batch's rows to its
 bucket's folder (``partitions/<table>/bucket-NNNNNN/part-NNNNNN.parquet``, a row group per batch).
@@ -36,8 +36,9 @@ PARTITIONED_TABLES: tuple[str, ...] = ("leads", "activities", "stage_changes")
 BATCH_ROWS = 100_000
 """Rows read per record batch in the partition pass and the orders scan; sets memory, not results."""
 READ_BUFFER_BYTES = 1 << 20
-"""Read buffer of the streaming Parquet reader. Without it (pyarrow's pre_buffer) whole row
-groups are read ahead, which raised peak memory by about 300 MiB on 20 million activities."""
+"""Read buffer of the streaming Parquet reader. With pyarrow's default pre_buffer, whole row
+groups are read ahead; on 20 million activities that raised peak memory by about 300 MiB in
+one measurement on this project's benchmark machine."""
 OPEN_ROW_GROUPS = 2_000
 _SPARE_FILES = 64
 
@@ -75,7 +76,7 @@ def bucket_dir(partitions: Path, table: str, bucket: int) -> Path:
 
 
 def partition_inputs(data_dir: Path, target: Path, buckets: int) -> dict[str, int]:
-    """Write the leads, activities and stage_changes rows of ``data_dir`` into one file per bucket and table.
+    """Write the leads, activities and stage_changes rows of ``data_dir`` into part files per bucket.
 
     Writes into ``target`` + ``.partial`` and renames it to ``target`` when every table is
     done, so an interrupted pass leaves nothing that looks complete. Returns the rows per
@@ -107,9 +108,9 @@ def _partition_table(path: Path, partitions: Path, table: str, buckets: int) -> 
     """Stream ``path`` in record batches and append each batch's rows to their bucket's part file.
 
     One ParquetWriter stays open per bucket that has rows, and each batch adds one row group
-    to it. A writer keeps the metadata of every row group it wrote until it is closed, so the
-    writers are closed and new part files started every ``rotation`` batches, which bounds the
-    row groups held open to about ``OPEN_ROW_GROUPS`` whatever the table size.
+    to it. A writer keeps the metadata of every row group it wrote until it is closed. So the
+    writers are closed and new part files started every ``rotation`` batches, which keeps
+    about ``OPEN_ROW_GROUPS`` row groups open whatever the table size.
     """
     parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
     schema = parquet.schema_arrow
