@@ -20,7 +20,7 @@ class FeatureConfig:
     """
 
     horizon_days: int = 90
-    ltv_horizon_days: int = 730
+    ltv_horizon_days: int = 365
     first_cutoff_hours: float = 1.0
     snapshot_every_days: int = 30
     max_snapshots: int = 6

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     timezone: str = Field("Asia/Shanghai", description="IANA timezone for naive timestamps in input files.")
     locale: Literal["en", "zh-CN"] = Field("en", description="Language of reasons, reports and API errors.")
     horizon_days: int = Field(90, gt=0, description="Conversion label window after the cutoff, in days.")
-    ltv_horizon_days: int = Field(730, gt=0, description="Lifetime-value window after the cutoff, in days.")
+    ltv_horizon_days: int = Field(365, gt=0, description="Lifetime-value window after the cutoff, in days.")
     policy_file: Path | None = Field(None, description="Routing policy TOML; None means the shipped default.")
     api_token: SecretStr | None = Field(None, description="Bearer token the service requires.")
     token_file: Path | None = Field(None, description="File holding the bearer token (first line).")

@@ -99,6 +99,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_TRIALS = 10
 _MAX_SHAP_ROWS = 5_000
 _DAYS_PER_WEEK = 7.0
+LTV_HINT_STEP_DAYS = 30
+"""The LTV window suggested when the configured one does not fit is a multiple of this many days."""
 
 
 class TrainOptions(BaseModel):
@@ -399,6 +401,27 @@ def fallback_ltv(frame: pd.DataFrame) -> tuple[float, str]:
     return 1.0, "no revenue recorded, so ltv is 1 and expected value equals p_convert"
 
 
+def ltv_window_hint(frame: pd.DataFrame, horizon_days: int) -> str:
+    """Say which LTV window fits the history of ``frame``, for a message without an LTV model.
+
+    A split with full purges needs the window once for the newest labels to complete and twice
+    for the gaps between folds, with room left for the folds: about two sevenths of the history.
+    """
+    cutoffs = pd.to_datetime(frame["cutoff"])
+    span_days = int((cutoffs.max() - cutoffs.min()) / pd.Timedelta(days=1)) if len(frame) else 0
+    fitting = (span_days * 2 // 7) // LTV_HINT_STEP_DAYS * LTV_HINT_STEP_DAYS
+    if fitting < LTV_HINT_STEP_DAYS or fitting >= horizon_days:
+        return (
+            f"the lead history spans {span_days} days; supply a longer history to train an LTV model "
+            f"with a {horizon_days}-day window"
+        )
+    return (
+        f"the lead history spans {span_days} days, too short for a {horizon_days}-day window; "
+        f"train with --ltv-horizon-days {fitting} (ltv_horizon_days in the settings file) "
+        "or supply a longer history"
+    )
+
+
 def fit_ltv_model(options: TrainOptions, frame: pd.DataFrame, spec: FeatureSpec) -> LtvFit:
     """Fit the LTV model on converted leads with a complete LTV window, on its own time split.
 
@@ -412,7 +435,8 @@ def fit_ltv_model(options: TrainOptions, frame: pd.DataFrame, spec: FeatureSpec)
     fallback, basis = fallback_ltv(frame)
     empty = complete.iloc[0:0]
     if len(buyers) == 0:
-        note = f"no converted lead has a complete {config.ltv_horizon_days}-day LTV window"
+        hint = ltv_window_hint(frame, config.ltv_horizon_days)
+        note = f"no converted lead has a complete {config.ltv_horizon_days}-day LTV window; {hint}"
         logger.warning("no LTV model: %s; ltv is %.2f, the %s", note, fallback, basis)
         return LtvFit(None, fallback, empty, empty, note, fallback_basis=basis)
 
@@ -434,6 +458,8 @@ def fit_ltv_model(options: TrainOptions, frame: pd.DataFrame, spec: FeatureSpec)
             note = f"LTV split with a {purge_days}-day purge failed: {error}"
             logger.warning("%s", note)
     if split is None:
+        note = f"{note}; {ltv_window_hint(frame, config.ltv_horizon_days)}"
+        logger.warning("no LTV model; ltv is %.2f, the %s. %s", fallback, basis, note)
         return LtvFit(None, fallback, empty, empty, note, fallback_basis=basis)
     if purge_days != config.ltv_horizon_days:
         note = (

@@ -30,6 +30,7 @@ from training.train import (
     TrainResult,
     drop_excluded,
     fallback_ltv,
+    ltv_window_hint,
     shuffle_labels_outside,
     train,
 )
@@ -307,3 +308,21 @@ def test_train_cli_errors_name_the_fix(tmp_path: Path) -> None:
     assert "has no 'challenger' version in this tracking store; run 'leadscore train --data DIR' first" in (
         no_model.output
     )
+
+
+def _cutoffs_over(days: int) -> pd.DataFrame:
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    middle = start + pd.Timedelta(days=days / 2)
+    return pd.DataFrame({"cutoff": [start, middle, start + pd.Timedelta(days=days)]})
+
+
+def test_ltv_hint_names_fitting_window() -> None:
+    short = ltv_window_hint(_cutoffs_over(456), 365)
+    tiny = ltv_window_hint(_cutoffs_over(60), 365)
+    fits = ltv_window_hint(_cutoffs_over(3000), 365)
+
+    assert "spans 456 days" in short
+    assert "--ltv-horizon-days 120" in short
+    assert "--ltv-horizon-days" not in tiny
+    assert "longer history" in tiny
+    assert "--ltv-horizon-days" not in fits
