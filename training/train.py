@@ -402,7 +402,7 @@ def fallback_ltv(frame: pd.DataFrame) -> tuple[float, str]:
 
 
 def ltv_window_hint(frame: pd.DataFrame, horizon_days: int) -> str:
-    """Say which LTV window fits the history of ``frame``, for a message without an LTV model.
+    """Return a hint naming an LTV window that fits the history of ``frame``, for the no-model note.
 
     A split with full purges needs the window once for the newest labels to complete and twice
     for the gaps between folds, with room left for the folds: about two sevenths of the history.

@@ -39,6 +39,8 @@ PREFERRED_CJK_FAMILIES: tuple[str, ...] = (
     "Droid Sans Fallback",
     "AR PL UMing CN",
 )
+# Parts of the file names of common Chinese fonts, to find one that matplotlib's cache lacks.
+CJK_FILE_HINTS: tuple[str, ...] = ("cjk", "wqy", "sourcehan", "droidsansfallback", "simhei", "msyh", "uming")
 # matplotlib 3.10+ ships this font: it maps every code point to a placeholder box.
 _PLACEHOLDER_FAMILIES = frozenset({"Last Resort High-Efficiency", "Last Resort"})
 INSTALL_HINT = (
@@ -76,19 +78,47 @@ def _font_name(path: Path) -> str:
     return font_manager.FontProperties(fname=str(path)).get_name()
 
 
-def _installed_cjk_font() -> Path | None:
-    """Return the first installed font that covers ``CJK_PROBE_TEXT``, preferred families first."""
-    entries = [entry for entry in font_manager.fontManager.ttflist if entry.name not in _PLACEHOLDER_FAMILIES]
-    rank = {name: position for position, name in enumerate(PREFERRED_CJK_FAMILIES)}
-    entries.sort(key=lambda entry: (rank.get(entry.name, len(rank)), entry.weight != 400, entry.fname))
-    for entry in entries:
-        path = Path(entry.fname)
+def _first_covering(paths: list[Path]) -> Path | None:
+    """Return the first of ``paths`` whose font covers ``CJK_PROBE_TEXT``, skipping unreadable files."""
+    for path in paths:
         try:
             if _covers_probe(_code_points(path)):
                 return path
         except (OSError, RuntimeError) as error:
             logger.debug("skipping unreadable font %s: %s", path, error)
     return None
+
+
+def _cached_cjk_font() -> Path | None:
+    """Return the best font of matplotlib's font list that covers the probe, preferred families first."""
+    entries = [entry for entry in font_manager.fontManager.ttflist if entry.name not in _PLACEHOLDER_FAMILIES]
+    rank = {name: position for position, name in enumerate(PREFERRED_CJK_FAMILIES)}
+    entries.sort(key=lambda entry: (rank.get(entry.name, len(rank)), entry.weight != 400, entry.fname))
+    return _first_covering([Path(entry.fname) for entry in entries])
+
+
+def _system_cjk_font() -> Path | None:
+    """Return a font file on disk that covers the probe, files named like Chinese fonts first.
+
+    matplotlib keeps its font list in a cache written on first use and does not rescan the
+    system font folders, so a font installed after that is missing from the list.
+    """
+    paths = sorted(Path(name) for name in font_manager.findSystemFonts())
+    hinted = [path for path in paths if any(hint in path.name.lower() for hint in CJK_FILE_HINTS)]
+    regular = [path for path in hinted if "regular" in path.name.lower()]
+    return _first_covering(regular + hinted)
+
+
+def _installed_cjk_font() -> Path | None:
+    """Return an installed font that covers ``CJK_PROBE_TEXT``: from matplotlib's list, else from disk."""
+    cached = _cached_cjk_font()
+    if cached is not None:
+        return cached
+
+    found = _system_cjk_font()
+    if found is not None:
+        font_manager.fontManager.addfont(str(found))
+    return found
 
 
 def _build(cjk_font: Path | None) -> ChartFonts:

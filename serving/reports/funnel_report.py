@@ -30,6 +30,8 @@ from serving.reports.stage_history import build_stage_history
 logger = logging.getLogger(__name__)
 
 KIND = "funnel"
+MIN_DECIDED_PER_MONTH = 20
+"""Fewest decided leads (advanced, lost or stalled) behind a monthly rate that the report shows."""
 
 
 def _pair_name(source: str, target: str, locale: Locale) -> str:
@@ -171,6 +173,12 @@ def _monthly_section(result: FunnelResult, locale: Locale, charts: ChartWriter) 
     months = result.months()
     pairs = result.pairs.loc[result.pairs["month"] != ALL_MONTHS]
     conversion = pairs.pivot(index="month", columns="from_stage", values="conversion").reindex(months)
+    decided = (
+        pairs.assign(decided=pairs["reached"] - pairs["open"])
+        .pivot(index="month", columns="from_stage", values="decided")
+        .reindex(months)
+    )
+    conversion = conversion.where(decided >= MIN_DECIDED_PER_MONTH)
     leads = result.reach.loc[result.reach["stage"] == FUNNEL[0].code].set_index("month")["leads"]
     series = {
         _pair_name(source.code, target.code, locale): conversion[source.code].tolist()
@@ -199,7 +207,7 @@ def _monthly_section(result: FunnelResult, locale: Locale, charts: ChartWriter) 
         ),
         rows=rows,
         numeric=(False, *([True] * (len(series) + 1))),
-        note=text("report.funnel.monthly.note", locale),
+        note=text("report.funnel.monthly.note", locale, minimum=MIN_DECIDED_PER_MONTH),
     )
     return Section(text("report.funnel.section.monthly", locale), charts=[chart], tables=[table])
 

@@ -197,8 +197,10 @@ _FUNNEL: dict[str, dict[str, str]] = {
     },
     "report.funnel.monthly.note": {
         "en": "Leads of recent months are still open more often, so their rates rest on fewer decided "
-        "leads and will change as those leads progress.",
-        "zh-CN": "近几个月的线索多数仍在跟进，其转化率所依据的已定线索较少，会随线索推进而变化。",
+        "leads and will change as those leads progress. A rate that rests on fewer than {minimum} "
+        "decided leads is left blank.",
+        "zh-CN": "近几个月的线索多数仍在跟进，其转化率所依据的已定线索较少，会随线索推进而变化。"
+        "已定线索少于 {minimum} 条的月份不显示转化率。",
     },
     "report.funnel.section.dwell": {"en": "Time in each stage", "zh-CN": "各阶段停留时间"},
     "report.funnel.dwell.definition": {

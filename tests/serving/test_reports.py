@@ -29,10 +29,10 @@ from data.folder import CanonicalTables, write_table
 from data.validate import coerce_canonical_dtypes, empty_table
 from leadscore.cli.main import cli
 from leadscore.errors import ConfigError, DataValidationError, InputFileError, SchemaError
-from serving.reports import write_all_reports
+from serving.reports import funnel_report, write_all_reports
 from serving.reports.channels import attribute_revenue, compute_channels
 from serving.reports.channels_report import write_channels_report
-from serving.reports.charts import ChartLabels
+from serving.reports.charts import ChartLabels, ChartWriter
 from serving.reports.fonts import discover_chart_fonts, latin_chart_fonts
 from serving.reports.funnel import ALL_MONTHS, FunnelOptions, compute_funnel, stall_points
 from serving.reports.funnel_report import write_funnel_report
@@ -246,6 +246,21 @@ def test_funnel_pair_conversion_by_month(history) -> None:  # type: ignore[no-un
     assert (february["reached"], february["advanced"], february["open"]) == (2, 1, 1)
     assert february["conversion"] == pytest.approx(1.0)
     assert result.months() == ["2024-01", "2024-02"]
+
+
+def test_monthly_rate_blank_when_few_decided(
+    history, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    result = compute_funnel(history, as_of=AS_OF, options=FunnelOptions(stall_days=30))
+    monkeypatch.setattr(funnel_report, "MIN_DECIDED_PER_MONTH", 4)
+    charts = ChartWriter(tmp_path, "funnel", "en", latin_chart_fonts())
+
+    section = funnel_report._monthly_section(result, "en", charts)
+
+    rows = {row[0]: row for row in section.tables[0].rows}
+    assert rows["2024-01"][2] == "75.0%"
+    assert rows["2024-02"][2] == "—"
+    assert "fewer than 4 decided leads" in (section.tables[0].note or "")
 
 
 def test_funnel_stall_days_decide_open(history) -> None:  # type: ignore[no-untyped-def]
@@ -554,6 +569,23 @@ def test_chart_labels_key_chinese_without_font() -> None:
     assert labels.text("百度SEM") == "#1"
     assert labels.keys == [("#1", "百度SEM"), ("#2", "抖音")]
     assert labels.optional("线索数") is None
+
+
+def test_chinese_font_found_outside_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib import font_manager
+
+    from serving.reports import fonts
+
+    if fonts._system_cjk_font() is None:
+        pytest.skip("no Chinese font installed on this machine (Debian: apt-get install fonts-noto-cjk)")
+    latin_only = [entry for entry in font_manager.fontManager.ttflist if "CJK" not in entry.name]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", latin_only)
+    assert fonts._cached_cjk_font() is None or "CJK" not in str(fonts._cached_cjk_font())
+
+    found = fonts._installed_cjk_font()
+
+    assert found is not None
+    assert fonts._build(found).can_draw("线索获取")
 
 
 def test_font_file_without_chinese_glyphs() -> None:
