@@ -40,13 +40,13 @@ from data.public import adapt_public_dataset
 from features.config import FeatureConfig
 from features.pipeline import feature_definitions
 from leadscore.logs import configure_logging
+from training.evaluation import evaluate_test_folds
 from training.registry import gate_metrics
 from training.scorer import score_tables
 from training.train import (
     FittedScorer,
     TrainOptions,
     _Stopwatch,
-    evaluate_test_folds,
     fit_scorer,
     make_holdout,
 )

@@ -54,17 +54,10 @@ from training.drift_options import (
     recency_weights,
     select_window,
 )
+from training.evaluation import conversion_metrics, ltv_metrics
+from training.ltv_fit import LtvFit, fit_ltv_model
 from training.params import DEFAULT_SEED
-from training.train import (
-    DEFAULT_TRIALS,
-    LtvFit,
-    TrainOptions,
-    assess_training_fold,
-    build_snapshots,
-    conversion_metrics,
-    fit_ltv_model,
-    ltv_metrics,
-)
+from training.train import DEFAULT_TRIALS, TrainOptions, assess_training_fold, build_snapshots
 from training.tuning import TuningResult, tune_conversion
 
 logger = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from features.spec import FeatureSpec
 from leadscore.errors import DataValidationError, InsufficientDataError, SchemaError
 
 logger = logging.getLogger(__name__)
@@ -228,3 +229,8 @@ def predict_booster(booster: lgb.Booster, matrix: pd.DataFrame, *, raw_score: bo
     iteration = booster.best_iteration if booster.best_iteration > 0 else None
     predictions = booster.predict(as_lightgbm_input(matrix), num_iteration=iteration, raw_score=raw_score)
     return np.asarray(predictions, dtype=np.float64)
+
+
+def fold_of(spec: FeatureSpec, frame: pd.DataFrame, label: str = "converted") -> Fold:
+    """Return the fold of ``frame``: its rows transformed by ``spec`` and the ``label`` column as targets."""
+    return Fold(spec.transform(frame).matrix.reset_index(drop=True), frame[label].to_numpy(dtype=np.float64))

@@ -1,6 +1,6 @@
 """Training orchestration: a data folder in, a registered and gated ``lead-scorer`` version out.
 
-Steps, each a function below:
+Steps, each a function below or in the module named beside it:
 
 1. Read the data folder and build the training spine (creation plus periodic snapshots),
    labels and features. Rows whose conversion window is not over yet are left out and counted.
@@ -11,12 +11,13 @@ Steps, each a function below:
 4. Fit the feature spec, tune the conversion booster with Optuna, fit it and calibrate it on
    the calibration fold. Fit the rule score, which is a baseline and the cold-start prior.
 5. Fit the LTV model on converted leads whose LTV window is complete, on its own time split
-   (hurdle or Tweedie, chosen on validation).
+   (hurdle or Tweedie, chosen on validation): ``training.ltv_fit``.
 6. Fit grade bands and segment thresholds on the calibration fold, assemble the bundle and
    score the test folds through the one score path. Score the logistic, rule and BG/NBD +
-   Gamma-Gamma baselines on the same rows.
+   Gamma-Gamma baselines on the same rows (``training.evaluation``).
 7. Write plots and the model card, save the bundle, log everything to MLflow, register the
-   version as ``challenger`` and run the promotion gate.
+   version as ``challenger`` and run the promotion gate (card and logging in
+   ``training.run_record``).
 """
 
 from __future__ import annotations
@@ -46,10 +47,8 @@ from features.spec import FeatureSpec
 from features.spine import latest_event_time, training_spine
 from leadscore.errors import ConfigError, InsufficientDataError
 from training import coldstart, metrics
-from training.baselines import btyd
-from training.baselines.logistic import fit_logistic
 from training.baselines.rules import RuleScoreModel, fit_rule_model
-from training.boosting import Fold
+from training.boosting import Fold, fold_of
 from training.bundle import (
     GradeBands,
     ScorerBundle,
@@ -60,47 +59,31 @@ from training.bundle import (
     score_reference,
 )
 from training.conversion import ConversionModel, fit_conversion
-from training.ltv import LtvModel, fit_ltv
-from training.model_card import ModelCard, known_limits_for, render_html, render_markdown
+from training.evaluation import evaluate_test_folds
+from training.ltv import LtvModel
+from training.ltv_fit import LtvFit, fit_ltv_model
 from training.params import DEFAULT_SEED
 from training.plots import write_evaluation_plots
-from training.reasons import shap_contributions
 from training.registry import (
     CONVERSION_TEST,
-    DATA_DIR_TAG,
-    HOLDOUT_ARTIFACT,
     LTV_TEST,
-    MODEL_NAME,
-    TAG_BUNDLE_VERSION,
     GateConfig,
     GateDecision,
     gate_metrics,
-    register_challenger,
     run_gate,
 )
+from training.run_record import build_card, log_run_to_mlflow, write_run_files
 from training.scorer import score_tables
 from training.split import SplitIndices, time_split
 from training.tracking import (
     DEFAULT_EXPERIMENT,
-    active_tracking_uri,
-    default_artifact_location,
-    ensure_experiment,
-    finite_metrics,
-    flatten_params,
-    log_json_artifact,
-    log_scorer_model,
     resolve_tracking_uri,
-    tracking_client,
 )
 from training.tuning import TuningResult, tune_conversion
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRIALS = 10
-_MAX_SHAP_ROWS = 5_000
-_DAYS_PER_WEEK = 7.0
-LTV_HINT_STEP_DAYS = 30
-"""The LTV window suggested when the configured one does not fit is a multiple of this many days."""
 
 
 class TrainOptions(BaseModel):
@@ -322,10 +305,6 @@ def _check_test_fold(test_frame: pd.DataFrame) -> None:
         )
 
 
-def _fold(spec: FeatureSpec, frame: pd.DataFrame, label: str = "converted") -> Fold:
-    return Fold(spec.transform(frame).matrix.reset_index(drop=True), frame[label].to_numpy(dtype=np.float64))
-
-
 # --- 4. conversion ------------------------------------------------------------------------------
 
 
@@ -359,215 +338,6 @@ def tune_and_fit_conversion(
         num_threads=options.num_threads,
     )
     return model, tuning
-
-
-# --- 5. lifetime value --------------------------------------------------------------------------
-
-
-@dataclass
-class LtvFit:
-    """The LTV model (None when the history cannot support one), its split and test rows."""
-
-    model: LtvModel | None
-    fallback: float
-    test_rows: pd.DataFrame
-    train_rows: pd.DataFrame
-    note: str = ""
-    purge_days: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    fallback_basis: str = ""
-
-
-def fallback_ltv(frame: pd.DataFrame) -> tuple[float, str]:
-    """Return the constant LTV used without an LTV model, and what it is based on.
-
-    The mean net revenue of converted leads with a complete LTV window comes first. Without
-    such leads it is the revenue observed so far, which underestimates because the windows
-    are cut short. Without any revenue it is 1, so expected value ranks leads by p_convert.
-    """
-    converted = frame.loc[frame["converted"] == 1]
-    complete = converted.loc[converted["value_complete"].to_numpy(dtype=bool), "value"].clip(lower=0)
-    if len(complete) and complete.mean() > 0:
-        return float(
-            complete.mean()
-        ), f"mean net revenue of {len(complete)} converted leads with a complete window"
-    observed = converted["value"].clip(lower=0)
-    if len(observed) and observed.mean() > 0:
-        basis = (
-            f"mean net revenue observed so far of {len(observed)} converted leads; their LTV windows are "
-            "incomplete, so it underestimates"
-        )
-        return float(observed.mean()), basis
-    return 1.0, "no revenue recorded, so ltv is 1 and expected value equals p_convert"
-
-
-def ltv_window_hint(frame: pd.DataFrame, horizon_days: int) -> str:
-    """Return a hint naming an LTV window that fits the history of ``frame``, for the no-model note.
-
-    A split with full purges needs the window once for the newest labels to complete and twice
-    for the gaps between folds, with room left for the folds: about two sevenths of the history.
-    """
-    cutoffs = pd.to_datetime(frame["cutoff"])
-    span_days = int((cutoffs.max() - cutoffs.min()) / pd.Timedelta(days=1)) if len(frame) else 0
-    fitting = (span_days * 2 // 7) // LTV_HINT_STEP_DAYS * LTV_HINT_STEP_DAYS
-    if fitting < LTV_HINT_STEP_DAYS or fitting >= horizon_days:
-        return (
-            f"the lead history spans {span_days} days; supply a longer history to train an LTV model "
-            f"with a {horizon_days}-day window"
-        )
-    return (
-        f"the lead history spans {span_days} days, too short for a {horizon_days}-day window; "
-        f"train with --ltv-horizon-days {fitting} (ltv_horizon_days in the settings file) "
-        "or supply a longer history"
-    )
-
-
-def fit_ltv_model(options: TrainOptions, frame: pd.DataFrame, spec: FeatureSpec) -> LtvFit:
-    """Fit the LTV model on converted leads with a complete LTV window, on its own time split.
-
-    The split purges ``ltv_horizon_days`` so that no training label overlaps later folds. When
-    the history is too short for that, it retries with the conversion horizon and records that
-    in the fit's note. Without an LTV model, every lead gets ``fallback_ltv``.
-    """
-    config = options.feature_config
-    complete = frame.loc[frame["value_complete"].to_numpy(dtype=bool)].reset_index(drop=True)
-    buyers = complete.loc[complete["converted"] == 1]
-    fallback, basis = fallback_ltv(frame)
-    empty = complete.iloc[0:0]
-    if len(buyers) == 0:
-        hint = ltv_window_hint(frame, config.ltv_horizon_days)
-        note = f"no converted lead has a complete {config.ltv_horizon_days}-day LTV window; {hint}"
-        logger.warning("no LTV model: %s; ltv is %.2f, the %s", note, fallback, basis)
-        return LtvFit(None, fallback, empty, empty, note, fallback_basis=basis)
-
-    split: SplitIndices | None = None
-    note = ""
-    purge_days = config.ltv_horizon_days
-    for purge_days in (config.ltv_horizon_days, config.horizon_days):
-        try:
-            split = time_split(
-                complete,
-                "cutoff",
-                valid_fraction=options.valid_fraction,
-                test_fraction=options.test_fraction,
-                purge=pd.Timedelta(days=purge_days),
-                calibration_fraction=0.0,
-            )
-            break
-        except InsufficientDataError as error:
-            note = f"LTV split with a {purge_days}-day purge failed: {error}"
-            logger.warning("%s", note)
-    if split is None:
-        note = f"{note}; {ltv_window_hint(frame, config.ltv_horizon_days)}"
-        logger.warning("no LTV model; ltv is %.2f, the %s. %s", fallback, basis, note)
-        return LtvFit(None, fallback, empty, empty, note, fallback_basis=basis)
-    if purge_days != config.ltv_horizon_days:
-        note = (
-            f"the history is too short to purge the {config.ltv_horizon_days}-day LTV window between folds, "
-            f"so the LTV split purges {purge_days} days and training labels overlap later folds"
-        )
-
-    parts = {name: complete.iloc[getattr(split, name)] for name in ("train", "valid", "test")}
-    buyer_parts = {name: part.loc[part["converted"] == 1] for name, part in parts.items()}
-    counts = {f"ltv_{name}_buyers": len(part) for name, part in buyer_parts.items()}
-    try:
-        model = fit_ltv(
-            _fold(spec, buyer_parts["train"], "value"),
-            _fold(spec, buyer_parts["valid"], "value"),
-            seed=options.seed,
-            num_threads=options.num_threads,
-        )
-    except InsufficientDataError as error:
-        logger.warning("no LTV model: %s; ltv is %.2f, the %s", error, fallback, basis)
-        note = f"no LTV model: {error}"
-        return LtvFit(None, fallback, parts["test"], parts["train"], note, purge_days, counts, basis)
-    return LtvFit(model, fallback, parts["test"], parts["train"], note, purge_days, counts)
-
-
-# --- 6. baselines -------------------------------------------------------------------------------
-
-
-def btyd_baseline(
-    train_rows: pd.DataFrame, test_rows: pd.DataFrame, horizon_days: int
-) -> tuple[np.ndarray | None, str]:
-    """Predict LTV with BG/NBD + Gamma-Gamma fitted on the purchase history before each cutoff.
-
-    Uses the customer_frequency, customer_recency, customer_T and customer_monetary_value
-    features (days, converted to weeks). A lead without purchase history gets the value of a
-    newly acquired customer: its first purchase plus the expected repeat purchases, each at the
-    population mean spend. Returns (None, reason) when the training rows cannot fit the models,
-    for example without repeat buyers.
-    """
-    columns = ["customer_frequency", "customer_recency", "customer_T", "customer_monetary_value"]
-    missing = [column for column in columns if column not in train_rows.columns]
-    if missing:
-        return None, f"skipped: the customer features {missing} are not in the model"
-    history = train_rows.dropna(subset=["customer_T"])
-    history = history.loc[history["customer_T"] > 0]
-    try:
-        prediction = _btyd_predict(history, test_rows, horizon_days / _DAYS_PER_WEEK)
-    except (InsufficientDataError, ValueError) as error:
-        logger.warning("BG/NBD + Gamma-Gamma baseline skipped: %s", error)
-        return None, f"skipped: {error}"
-    return prediction, f"fitted on {len(history)} training rows with purchase history"
-
-
-def _btyd_predict(history: pd.DataFrame, test_rows: pd.DataFrame, weeks: float) -> np.ndarray:
-    """Fit BG/NBD and Gamma-Gamma on ``history`` and predict each test row's value over ``weeks``."""
-    bgnbd = btyd.fit_bgnbd(
-        history["customer_frequency"].to_numpy(dtype=np.float64),
-        history["customer_recency"].to_numpy(dtype=np.float64) / _DAYS_PER_WEEK,
-        history["customer_T"].to_numpy(dtype=np.float64) / _DAYS_PER_WEEK,
-        penalizer=0.001,
-    )
-    gamma_gamma = btyd.fit_gamma_gamma(
-        history["customer_frequency"].to_numpy(dtype=np.float64),
-        history["customer_monetary_value"].to_numpy(dtype=np.float64),
-        penalizer=0.001,
-    )
-    has_history = test_rows["customer_T"].fillna(0).to_numpy(dtype=np.float64) > 0
-    frequency = test_rows["customer_frequency"].fillna(0).to_numpy(dtype=np.float64)
-    monetary = test_rows["customer_monetary_value"].fillna(0).to_numpy(dtype=np.float64)
-    repeat_purchases = float(btyd.expected_purchases_new(bgnbd, np.array([weeks]))[0])
-    mean_spend = float(
-        btyd.conditional_expected_average_profit(gamma_gamma, np.array([0.0]), np.array([0.0]))[0]
-    )
-    prediction = np.full(len(test_rows), (1.0 + repeat_purchases) * mean_spend, dtype=np.float64)
-    if has_history.any():
-        prediction[has_history] = btyd.customer_lifetime_value(
-            bgnbd,
-            gamma_gamma,
-            frequency[has_history],
-            test_rows["customer_recency"].to_numpy(dtype=np.float64)[has_history] / _DAYS_PER_WEEK,
-            test_rows["customer_T"].to_numpy(dtype=np.float64)[has_history] / _DAYS_PER_WEEK,
-            monetary[has_history],
-            horizon=weeks,
-        )
-    return prediction
-
-
-def conversion_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Compute the conversion metrics the card and the gate report, for a model or a baseline."""
-    return {
-        "conversion_auc": metrics.roc_auc(y, p),
-        "conversion_pr_auc": metrics.pr_auc(y, p),
-        "conversion_ece": metrics.expected_calibration_error(y, p),
-        "conversion_brier": metrics.brier(y, p),
-        "conversion_alift": metrics.alift(y, p),
-    }
-
-
-def ltv_metrics(value: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
-    """Compute ranking metrics of an LTV prediction on converted leads."""
-    if value.size < 2 or np.ptp(value) == 0:
-        return {}
-    result = {
-        "ltv_gini": metrics.normalized_gini(value, prediction),
-        "ltv_top_decile_share": metrics.top_decile_share(value, prediction),
-    }
-    if np.ptp(prediction) > 0:
-        result["ltv_spearman"] = metrics.spearman(value, prediction)
-    return result
 
 
 # --- 6. thresholds and holdout ----------------------------------------------------------------
@@ -636,178 +406,6 @@ def make_holdout(conversion_test: pd.DataFrame, ltv_test: pd.DataFrame) -> pd.Da
 
 # --- 7. card, plots, MLflow ---------------------------------------------------------------------
 
-
-def _iso(value: pd.Timestamp) -> str:
-    return pd.Timestamp(value).isoformat()
-
-
-def build_card(
-    fitted: FittedScorer,
-    *,
-    tables: CanonicalTables,
-    test_metrics: dict[str, dict[str, float]],
-    baseline_notes: Mapping[str, str],
-    ece_before: float,
-    config: FeatureConfig,
-) -> ModelCard:
-    """Assemble the model card from the run's facts."""
-    snapshots, split, conversion, leakage = fitted.snapshots, fitted.split, fitted.conversion, fitted.leakage
-    ltv, sufficiency, tuning = fitted.ltv, fitted.sufficiency, fitted.tuning
-    frame = snapshots.frame
-    created = tables.leads["created_at"]
-    data_window = {
-        "start": _iso(created.min()),
-        "end": _iso(created.max()),
-        "cutoff_start": _iso(frame["cutoff"].min()),
-        "cutoff_end": _iso(frame["cutoff"].max()),
-        "observed_until": _iso(snapshots.observed_until),
-    }
-    horizons = {"horizon_days": config.horizon_days, "ltv_horizon_days": config.ltv_horizon_days}
-    calibration = {
-        "method": conversion.calibrator.method,
-        "ece_before": ece_before,
-        "ece_after": test_metrics["model"].get("conversion_ece"),
-        "prior_weight": conversion.prior_weight,
-        "selection": conversion.calibrator.selection,
-    }
-    leakage_facts = {
-        "checked": len(leakage.findings),
-        "threshold": leakage.threshold,
-        "excluded": [
-            {"feature": finding.feature, "reason": finding.describe(leakage.threshold), "auc": finding.auc}
-            for finding in leakage.findings
-            if finding.excluded
-        ],
-        "flagged_allowed": [
-            finding.feature for finding in leakage.findings if finding.flagged and finding.allowed
-        ],
-        "max_auc": max((finding.auc for finding in leakage.findings), default=None),
-    }
-    ltv_facts: dict[str, Any] = {
-        "note": ltv.note,
-        "purge_days": ltv.purge_days,
-        "btyd_baseline": baseline_notes.get("btyd", ""),
-        **ltv.counts,
-    }
-    if ltv.model is not None:
-        ltv_facts["kind"] = ltv.model.kind
-        ltv_facts["selection"] = {
-            kind: score["normalized_gini"]
-            for kind, score in ltv.model.validation.items()
-            if isinstance(score, Mapping) and "normalized_gini" in score
-        }
-    else:
-        ltv_facts["fallback"] = ltv.fallback
-        ltv_facts["fallback_basis"] = ltv.fallback_basis
-    fold_rows = {**snapshots.counts, **split.counts()}
-    test_rows = frame.iloc[split.test]
-    limits = known_limits_for(
-        data_window=data_window,
-        horizons=horizons,
-        metrics=test_metrics,
-        calibration=calibration,
-        leakage=leakage_facts,
-        ltv=ltv_facts,
-        insufficient_reasons=sufficiency.reason_texts("en"),
-    )
-    table_rows = {
-        name: len(tables.table(name)) for name in ("leads", "activities", "stage_changes", "orders")
-    }
-    return ModelCard(
-        name=MODEL_NAME,
-        bundle_version=fitted.bundle.bundle_version,
-        created_at=fitted.bundle.created_at,
-        data_window=data_window,
-        horizons=horizons,
-        table_rows=table_rows,
-        fold_rows=fold_rows,
-        fold_boundaries={name: _iso(start) for name, start in split.boundaries.items()},
-        test_positive_rate=float(test_rows["converted"].mean()),
-        metrics=test_metrics,
-        calibration=calibration,
-        leakage=leakage_facts,
-        ltv=ltv_facts,
-        features=fitted.spec.feature_names,
-        insufficient_data=sufficiency.insufficient_data,
-        data_sufficiency=sufficiency.to_dict(),
-        known_limits=limits,
-        tuning=dataclasses.asdict(tuning) if tuning is not None else {"trials": 0},
-    )
-
-
-def write_run_files(
-    directory: Path,
-    *,
-    card: ModelCard,
-    leakage: LeakageReport,
-    spec: FeatureSpec,
-    holdout: pd.DataFrame,
-    decile_table: pd.DataFrame,
-) -> None:
-    """Write the model card in both languages, the leakage report, the spec and the holdout."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "model_card.json").write_text(
-        json.dumps(card.to_dict(), indent=2, ensure_ascii=False, default=str), encoding="utf-8"
-    )
-    for locale in ("en", "zh-CN"):
-        (directory / f"model_card.{locale}.md").write_text(render_markdown(card, locale), encoding="utf-8")
-        (directory / f"model_card.{locale}.html").write_text(render_html(card, locale), encoding="utf-8")
-        (directory / f"leakage_report.{locale}.md").write_text(leakage.to_markdown(locale), encoding="utf-8")
-    (directory / "feature_spec.json").write_text(
-        json.dumps(spec.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
-    )
-    decile_table.to_csv(directory / "decile_table.csv", index=False)
-    holdout.to_parquet(directory / Path(HOLDOUT_ARTIFACT).name, index=False)
-
-
-def log_run_to_mlflow(
-    options: TrainOptions,
-    *,
-    tracking_uri: str,
-    run_name: str,
-    params: Mapping[str, Any],
-    run_metrics: Mapping[str, float | None],
-    files_dir: Path,
-    plots_dir: Path,
-    bundle_dir: Path,
-    bundle_version: str,
-) -> tuple[str, str, str | None]:
-    """Log params, metrics, files and the pyfunc model; register it as challenger.
-
-    Returns (experiment id, run id, registered version or None when ``register_model`` is off).
-    """
-    import mlflow
-
-    client = tracking_client(tracking_uri)
-    experiment_id = ensure_experiment(
-        client, options.experiment, default_artifact_location(tracking_uri, options.work_dir)
-    )
-    with (
-        active_tracking_uri(tracking_uri),
-        mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run,
-    ):
-        mlflow.log_params(flatten_params(params))
-        mlflow.log_metrics(finite_metrics(run_metrics))
-        mlflow.set_tags({TAG_BUNDLE_VERSION: bundle_version, DATA_DIR_TAG: str(options.data_dir.resolve())})
-        mlflow.log_artifacts(str(plots_dir), artifact_path="plots")
-        for path in sorted(files_dir.iterdir()):
-            target = (
-                str(Path(HOLDOUT_ARTIFACT).parent) if path.name == Path(HOLDOUT_ARTIFACT).name else "report"
-            )
-            mlflow.log_artifact(str(path), artifact_path=target)
-        log_json_artifact(flatten_params(params), "report/params.json")
-        model_info = log_scorer_model(bundle_dir)
-        run_id = run.info.run_id
-
-    version: str | None = None
-    if options.register_model:
-        registered = register_challenger(
-            client, model_info.model_uri, run_id, tags={TAG_BUNDLE_VERSION: bundle_version}
-        )
-        version = str(registered.version)
-    return experiment_id, run_id, version
-
-
 # --- the whole run ------------------------------------------------------------------------------
 
 
@@ -868,7 +466,7 @@ def fit_scorer(
     sufficiency.raise_if_refused()
 
     spec = FeatureSpec.fit(parts["train"], kept)
-    folds = {name: _fold(spec, part) for name, part in parts.items() if len(part)}
+    folds = {name: fold_of(spec, part) for name, part in parts.items() if len(part)}
     with watch.step("conversion"):
         conversion, tuning = tune_and_fit_conversion(
             options, folds, sufficiency, study_name=f"conversion-{created.strftime('%Y%m%dT%H%M%S')}"
@@ -1034,60 +632,3 @@ def train(options: TrainOptions) -> TrainResult:
         test_metrics=test_metrics,
         timings=watch.seconds,
     )
-
-
-def evaluate_test_folds(
-    options: TrainOptions, fitted: FittedScorer, holdout: pd.DataFrame, holdout_scores: pd.DataFrame
-) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, str]]:
-    """Score the model and the baselines on the test folds; return metrics, plot inputs and notes.
-
-    The notes say, per baseline, how it was fitted or why it was skipped.
-    The model's numbers come from ``holdout_scores`` (the one score path). The rule and
-    logistic baselines score the conversion test fold and BG/NBD + Gamma-Gamma the converted
-    leads of the LTV test fold.
-    """
-    parts, folds, ltv, bundle = fitted.parts, fitted.folds, fitted.ltv, fitted.bundle
-    test = parts["test"].reset_index(drop=True)
-    y = folds["test"].y
-    scored = holdout_scores.reset_index(drop=True)
-    keys = pd.MultiIndex.from_frame(holdout[["lead_id", "cutoff"]])
-    position = keys.get_indexer(pd.MultiIndex.from_frame(test[["lead_id", "cutoff"]]))
-    p_model = scored["p_convert"].to_numpy(dtype=np.float64)[position]
-
-    logistic = fit_logistic(parts["train"], fitted.kept, seed=options.seed)
-    p_logistic = logistic.predict_proba(test)
-    p_rules = fitted.rule_model.predict_proba(test)
-    notes = {"btyd": "skipped: no converted lead in the LTV test fold"}
-    results = {
-        "model": conversion_metrics(y, p_model),
-        "logistic": conversion_metrics(y, p_logistic),
-        "rules": conversion_metrics(y, p_rules),
-    }
-
-    buyers = ltv.test_rows.loc[ltv.test_rows["converted"] == 1].reset_index(drop=True)
-    if len(buyers):
-        value = buyers["value"].to_numpy(dtype=np.float64)
-        buyer_position = keys.get_indexer(pd.MultiIndex.from_frame(buyers[["lead_id", "cutoff"]]))
-        results["model"].update(ltv_metrics(value, scored["ltv"].to_numpy(dtype=np.float64)[buyer_position]))
-        btyd_prediction, notes["btyd"] = btyd_baseline(
-            ltv.train_rows, buyers, options.feature_config.ltv_horizon_days
-        )
-        if btyd_prediction is not None:
-            results["btyd"] = ltv_metrics(value, btyd_prediction)
-
-    raw = bundle.conversion.predict_raw(folds["test"].matrix)
-    sample = np.arange(len(test))
-    if sample.size > _MAX_SHAP_ROWS:
-        sample = np.sort(np.random.default_rng(options.seed).choice(sample, _MAX_SHAP_ROWS, replace=False))
-    matrix = folds["test"].matrix.iloc[sample].reset_index(drop=True)
-
-    plot_inputs: dict[str, Any] = {
-        "y": y,
-        "scores": {"model": p_model, "logistic": p_logistic, "rules": p_rules},
-        "uncalibrated": raw,
-        "feature_names": list(folds["test"].matrix.columns),
-        "importance_gain": bundle.conversion.booster.feature_importance("gain"),
-        "contributions": shap_contributions(bundle.conversion.booster, matrix),
-        "matrix": matrix,
-    }
-    return results, plot_inputs, notes

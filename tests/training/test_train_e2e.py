@@ -21,6 +21,7 @@ from leadscore.cli.main import cli
 from leadscore.errors import ConfigError
 from tests.training import scorer_setup
 from tests.training.canonical_history import make_history
+from training.ltv_fit import fallback_ltv, ltv_window_hint
 from training.model_card import KnownLimit, ModelCard, render_html, render_markdown
 from training.plots import PLOT_FILES
 from training.registry import CHALLENGER, CHAMPION, MODEL_NAME, TAG_DECISION, version_by_alias
@@ -29,8 +30,6 @@ from training.train import (
     TrainOptions,
     TrainResult,
     drop_excluded,
-    fallback_ltv,
-    ltv_window_hint,
     shuffle_labels_outside,
     train,
 )
