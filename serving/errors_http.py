@@ -113,6 +113,14 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "the request body is over the limit of {limit} bytes; split the request into smaller batches",
         "zh-CN": "请求体超过上限 {limit} 字节，请拆分为更小的批次",
     },
+    "http.unknown_path": {
+        "en": "no endpoint at {path}; the endpoints are listed in the API description at /docs.json",
+        "zh-CN": "不存在接口 {path}；全部接口见 API 说明 /docs.json",
+    },
+    "http.method_not_allowed": {
+        "en": "{method} is not allowed on {path}; use {allowed}",
+        "zh-CN": "{path} 不支持 {method} 请求；请使用 {allowed}",
+    },
     # Summaries that precede the English detail of a LeadscoreError in zh-CN.
     "http.code.leadscore_error": {"en": "{detail}", "zh-CN": "请求无法处理：{detail}"},
     "http.code.invalid_config": {"en": "{detail}", "zh-CN": "配置无效：{detail}"},
@@ -211,6 +219,21 @@ class Problem:
             "message": self.message,
             "type": self.type,
         }
+
+
+def routing_error_text(
+    status: int, locale: Locale, method: str, path: str, allow: str
+) -> tuple[str | None, str]:
+    """Return the code and message for an unknown path (404) or method (405); (None, "") otherwise."""
+    register_error_messages()
+    if status == 404:
+        return "not_found", translate("http.unknown_path", locale, path=path)
+    if status == 405:
+        allowed = allow or "-"
+        return "method_not_allowed", translate(
+            "http.method_not_allowed", locale, method=method, path=path, allowed=allowed
+        )
+    return None, ""
 
 
 def error_body(
@@ -550,11 +573,18 @@ def install_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
     async def on_http_error(request: Request, error: Exception) -> JSONResponse:
         http_error = typing.cast(StarletteHTTPException, error)
         locale = _request_locale(request, hooks, None)
-        code = f"http_{http_error.status_code}"
+        status = http_error.status_code
+        allow = (http_error.headers or {}).get("Allow", "")
+        code, message = routing_error_text(status, locale, request.method, request.url.path, allow)
+        if code is None:
+            code = f"http_{status}"
+            register_error_messages()
+            message = translate("http.status", locale, detail=str(http_error.detail))
         _remember_error(request, code)
-        register_error_messages()
-        message = translate("http.status", locale, detail=str(http_error.detail))
-        return _json(http_error.status_code, error_body(code, message, request_id=_request_id(request)))
+        response = _json(status, error_body(code, message, request_id=_request_id(request)))
+        if allow:
+            response.headers["Allow"] = allow
+        return response
 
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(RequestProblemsError, on_request_problems)

@@ -28,7 +28,7 @@ from typing import Any
 from leadscore.errors import PayloadTooLargeError
 from leadscore.i18n import Locale, translate
 from serving.auth import BearerTokenVerifier
-from serving.errors_http import error_body, register_error_messages
+from serving.errors_http import error_body, register_error_messages, routing_error_text
 from serving.metrics import ServiceMetrics
 from serving.request_locale import locale_from_headers
 
@@ -107,6 +107,7 @@ class RequestGuard:
 
         config = self.config_provider()
         locale = locale_from_headers(scope.get("query_string", b""), headers, config.default_locale)
+        send = _routing_errors_as_json(send, scope, locale, request_id)
 
         if config.verifier is not None:
             problem = config.verifier.check(headers.get("authorization"))
@@ -190,6 +191,47 @@ async def _buffer_body(receive: Receive, limit: int) -> Receive:
         return await receive()
 
     return replay
+
+
+def _routing_errors_as_json(send: Send, scope: Scope, locale: Locale, request_id: str) -> Send:
+    """Wrap ``send`` so the framework's plain-text 404 and 405 responses become JSON error bodies.
+
+    The endpoints' own 404 responses are JSON already and pass through. For an unknown path
+    the framework sends a short text body, which the wrapper drops and replaces.
+    """
+    replaced: dict[str, Any] = {}
+
+    async def send_json_errors(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            response_headers = {
+                name.decode("latin-1").lower(): value.decode("latin-1")
+                for name, value in message.get("headers", [])
+            }
+            is_json = response_headers.get("content-type", "").startswith("application/json")
+            if status in (404, 405) and not is_json:
+                replaced["status"] = status
+                replaced["allow"] = response_headers.get("allow", "")
+                return
+        elif message["type"] == "http.response.body" and replaced:
+            if message.get("more_body", False):
+                return
+            await _send_routing_error(send, scope, locale, request_id, replaced["status"], replaced["allow"])
+            return
+        await send(message)
+
+    return send_json_errors
+
+
+async def _send_routing_error(
+    send: Send, scope: Scope, locale: Locale, request_id: str, status: int, allow: str
+) -> None:
+    method, path = str(scope.get("method", "")), str(scope.get("path", ""))
+    code, message = routing_error_text(status, locale, method, path, allow)
+    code = code or f"http_{status}"
+    scope.setdefault("state", {})["error_code"] = code
+    extra = [(b"allow", allow.encode("latin-1"))] if allow else None
+    await _send_error(send, status, code, message, request_id, extra_headers=extra)
 
 
 def _header_map(scope: Scope) -> dict[str, str]:

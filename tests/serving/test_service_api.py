@@ -292,6 +292,23 @@ def test_auth_rejects_missing_and_wrong_token(
     assert zh.json()["message"].startswith("缺少访问令牌")
 
 
+def test_unknown_path_returns_json(client: httpx.Client) -> None:
+    unknown = client.get("/scores")
+    unknown_zh = client.get("/scores", headers={"Accept-Language": "zh-CN"})
+    wrong_method = client.get("/score")
+
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "not_found"
+    assert "/scores" in unknown.json()["message"]
+    assert "/docs.json" in unknown.json()["message"]
+    assert unknown.headers["x-request-id"] == unknown.json()["request_id"]
+    assert unknown_zh.json()["message"].startswith("不存在接口 /scores")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["code"] == "method_not_allowed"
+    assert "POST" in wrong_method.headers["allow"]
+    assert "POST" in wrong_method.json()["message"]
+
+
 def test_openapi_describes_every_field(server: RunningServer) -> None:
     spec = httpx.get(f"{server.base_url}/docs.json", timeout=30).json()
     for path in ("/score", "/route", "/reps", "/activities", "/sla/overdue", "/model"):
