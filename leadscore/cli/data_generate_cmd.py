@@ -14,7 +14,8 @@ import click
     "n_leads",
     type=click.IntRange(min=1),
     default=None,
-    help="Number of leads [default: the config's].",
+    help="Number of leads to generate [default: the leads value of the --config file; one of the two "
+    "is required].",
 )
 @click.option(
     "--seed",
@@ -52,7 +53,8 @@ import click
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="YAML, TOML or JSON file with any generator setting; the options above override it.",
+    help="YAML, TOML or JSON file with any generator setting; the options above override it "
+    "[default: none, the built-in settings].",
 )
 @click.option("--overwrite", is_flag=True, help="Replace tables already in the output folder.")
 def generate_command(

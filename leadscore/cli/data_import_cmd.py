@@ -25,7 +25,8 @@ from data.schema import DEFAULT_TIMEZONE, TABLE_NAMES
 @click.option(
     "--mapping",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TOML or YAML mapping file: column renames, custom attributes, value maps, date formats.",
+    help="TOML or YAML mapping file: column renames, custom attributes, value maps, date formats "
+    "[default: none, headers are matched to canonical column names and their aliases only].",
 )
 @click.option(
     "--timezone",
@@ -36,7 +37,8 @@ from data.schema import DEFAULT_TIMEZONE, TABLE_NAMES
     "--date-format",
     "date_formats",
     multiple=True,
-    help="strptime format tried before the built-in ones, e.g. '%d/%m/%Y %H:%M'; repeatable.",
+    help="strptime format tried before the built-in ones, e.g. '%d/%m/%Y %H:%M'; repeatable "
+    "[default: none, only the mapping's and the built-in formats].",
 )
 @click.option("--sheet", default=None, help="XLSX worksheet to read [default: the first].")
 def import_command(

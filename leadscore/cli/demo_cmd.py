@@ -49,7 +49,7 @@ import click
     "bank_marketing_path",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
-    help="Path of bank-additional-full.csv for --dataset bank-marketing.",
+    help="Path of bank-additional-full.csv; required by --dataset bank-marketing [default: none].",
 )
 def demo(
     out_dir: Path, leads: int, seed: int, trials: int, dataset: str, bank_marketing_path: Path | None

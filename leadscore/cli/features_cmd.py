@@ -40,16 +40,26 @@ def features() -> None:
     "--as-of",
     "as_of_text",
     default=None,
-    help="ISO 8601 time: build features of every lead open then. Without an offset it is read in "
-    "the configured timezone (default Asia/Shanghai). Without --as-of: the training spine with labels.",
+    help="ISO 8601 time: build features of every lead open then; without an offset it is read in "
+    "--timezone [default: none, build the training spine with labels].",
 )
 @click.option(
-    "--horizon-days", type=click.IntRange(min=1), default=None, help="Conversion label window, in days."
+    "--horizon-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Conversion label window, in days [default: the horizon_days setting, 90].",
 )
 @click.option(
-    "--ltv-horizon-days", type=click.IntRange(min=1), default=None, help="Net revenue label window, in days."
+    "--ltv-horizon-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Net revenue label window, in days [default: the ltv_horizon_days setting, 365].",
 )
-@click.option("--timezone", default=None, help="IANA timezone of naive times (default from settings).")
+@click.option(
+    "--timezone",
+    default=None,
+    help="IANA timezone of naive times [default: the timezone setting, Asia/Shanghai].",
+)
 @click.option(
     "--include-post-contact",
     is_flag=True,
@@ -60,7 +70,7 @@ def features() -> None:
     type=click.IntRange(min=1),
     default=100_000,
     show_default=True,
-    help="Leads processed together; lower it to use less memory.",
+    help="Leads processed together per chunk; lower it to use less memory.",
 )
 def build(
     data_dir: Path,

@@ -59,7 +59,7 @@ def _output_options(function: F) -> F:
             "config_file",
             type=click.Path(path_type=Path, dir_okay=False),
             default=None,
-            help="Settings TOML file (default: ./leadscore.toml when present).",
+            help="Settings TOML file [default: ./leadscore.toml when present, else built-in settings].",
         ),
     ]
     for option in reversed(options):
@@ -80,7 +80,7 @@ _SCORES_OPTION = click.option(
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
     help="Score file (Parquet or CSV with lead_id, p_convert, ltv, expected_value) from batch "
-    "rescoring; without it, predicted values are left empty.",
+    "rescoring [default: none, predicted values are left empty].",
 )
 
 
@@ -193,7 +193,7 @@ def channels(
     "db_url",
     default=None,
     help="SQLAlchemy URL of the routing database (sqlite:///FILE or postgresql+psycopg://...): count "
-    "its assignments and SLA deadlines instead of the data folder's lead owners.",
+    "its assignments and SLA deadlines [default: none, use the data folder's lead owners].",
 )
 @click.option(
     "--sla-hours",
@@ -244,7 +244,7 @@ def reps(
     "card_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="model_card.json written by 'leadscore train'; without it the card is loaded from MLflow.",
+    help="model_card.json written by 'leadscore train' [default: none, load the card from MLflow].",
 )
 @click.option(
     "--tracking-uri",
@@ -256,7 +256,8 @@ def reps(
     "--model-uri",
     default="models:/lead-scorer@champion",
     show_default=True,
-    help="MLflow URI of the model whose card to render.",
+    help="Registry URI of the model whose card to render: models:/lead-scorer@ALIAS or "
+    "models:/lead-scorer/VERSION.",
 )
 def model(
     out_dir: Path,

@@ -45,15 +45,15 @@ def parse_as_of(text: str, timezone: str) -> pd.Timestamp:
     "--as-of",
     "as_of_text",
     required=True,
-    help="Scoring time, ISO 8601; without an offset it is read in the configured timezone "
-    "[default Asia/Shanghai]. Leads open at that time are scored from events before it.",
+    help="Scoring time, ISO 8601; without an offset it is read in the timezone setting "
+    "(Asia/Shanghai unless set). Leads open at that time are scored from events before it.",
 )
 @click.option(
     "--out",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Scores file, .parquet or .csv; FILE.rejects.*, FILE.drift.json, FILE.drift.md and "
-    "FILE.summary.json are written beside it.",
+    help="Scores file, .parquet or .csv. For out/scores.parquet, out/scores.rejects.parquet, "
+    "scores.drift.json, scores.drift.md, scores.drift.zh-CN.md and scores.summary.json go beside it.",
 )
 @click.option(
     "--route", is_flag=True, help="Route unassigned leads (no owner_rep_id) through the routing store."
@@ -91,19 +91,26 @@ def parse_as_of(text: str, timezone: str) -> pd.Timestamp:
     help="models:/lead-scorer@ALIAS, models:/lead-scorer/VERSION, or a bundle or MLflow model folder "
     "[default: models:/lead-scorer@champion].",
 )
-@click.option("--tracking-uri", default=None, help="MLflow tracking and registry URI for models:/ URIs.")
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="MLflow tracking and registry URI for models:/ URIs, such as sqlite:///FILE or "
+    "postgresql+psycopg://USER@HOST/DB [default: the tracking_uri setting, else "
+    "sqlite:///WORK_DIR/mlflow.db].",
+)
 @click.option(
     "--work-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Folder whose rescore/ subfolder keeps run folders (checkpoints) [default: .leadscore].",
+    help="Folder whose rescore/ subfolder keeps run folders (checkpoints) "
+    "[default: the work_dir setting, else .leadscore].",
 )
 @click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Settings TOML file (default: ./leadscore.toml when present).",
+    help="Settings TOML file [default: ./leadscore.toml when present, else built-in settings].",
 )
 @click.option(
     "--db",
@@ -116,7 +123,7 @@ def parse_as_of(text: str, timezone: str) -> pd.Timestamp:
     "policy_file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
-    help="Routing policy TOML file for --route [default: the shipped policy].",
+    help="Routing policy TOML file for --route [default: the policy_file setting, else the shipped policy].",
 )
 @click.option(
     "--locale",
@@ -146,19 +153,20 @@ def parse_as_of(text: str, timezone: str) -> pd.Timestamp:
     type=click.FloatRange(min=0.0, min_open=True),
     default=0.2,
     show_default=True,
-    help="Population stability index above which a score or feature is reported as drifted.",
+    help="Population stability index (PSI, unitless) above which a score or feature is reported as drifted.",
 )
 @click.option(
     "--keep-checkpoints",
     is_flag=True,
-    help="Keep the run folder's partitions and chunk files after success (default: delete them).",
+    help="Keep the run folder's partitions and chunk files after success [default: off, delete them].",
 )
 @click.option(
     "--progress",
     type=click.Choice(["auto", "bar", "log", "off"]),
     default="auto",
     show_default=True,
-    help="Progress display: a bar on a terminal and log lines otherwise (auto), or as chosen.",
+    help="Progress display: auto shows a bar on a terminal and otherwise a log line at most every "
+    "10 seconds; bar, log or off force one.",
 )
 def rescore(
     data_dir: Path,

@@ -17,7 +17,7 @@ _DB_HELP = (
     "SQLAlchemy URL of the routing database (sqlite:///FILE or postgresql+psycopg://...) "
     "[default: the db_url setting, else sqlite:///WORK_DIR/routing.db]."
 )
-_CONFIG_HELP = "Settings TOML file (default: ./leadscore.toml when present)."
+_CONFIG_HELP = "Settings TOML file [default: ./leadscore.toml when present, else built-in settings]."
 
 
 @click.group()
@@ -34,7 +34,8 @@ def reps() -> None:
     "mapping_file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
-    help="Import mapping TOML for header renames and value maps (see 'leadscore data import').",
+    help="Import mapping TOML for header renames and value maps, as for 'leadscore data import' "
+    "[default: none, headers are matched to canonical column names and their aliases only].",
 )
 @click.option("--sheet", default=None, help="Worksheet to read from an XLSX file [default: the first].")
 @click.option(

@@ -82,17 +82,20 @@ def _command_line(params: dict[str, Any]) -> str:
     "--model-uri",
     default=None,
     help="Registered scorer to route on: models:/lead-scorer@ALIAS or models:/lead-scorer/VERSION. "
-    "Without it (and without --bundle) the policy routes on the rule-score fallback.",
+    "[default: none; without it and without --bundle the policy routes on the rule-score fallback].",
 )
 @click.option(
-    "--tracking-uri", default=None, help="MLflow tracking and registry URI that --model-uri is read from."
+    "--tracking-uri",
+    default=None,
+    help="MLflow tracking and registry URI that --model-uri is read from, such as sqlite:///FILE "
+    "[default: none; required with --model-uri].",
 )
 @click.option(
     "--bundle",
     "bundle_dir",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     default=None,
-    help="Scorer bundle folder written by training, used instead of --model-uri.",
+    help="Scorer bundle folder written by training, used instead of --model-uri [default: none].",
 )
 @click.option(
     "--from",

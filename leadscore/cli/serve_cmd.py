@@ -13,36 +13,44 @@ import click
     "config_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Settings TOML file (default: ./leadscore.toml when present).",
+    help="Settings TOML file [default: ./leadscore.toml when present, else built-in settings].",
 )
-@click.option("--host", default=None, help="Address to bind  [default: 127.0.0.1].")
-@click.option("--port", type=click.IntRange(1, 65535), default=None, help="TCP port  [default: 3000].")
+@click.option(
+    "--host", default=None, help="IP address to listen on [default: the host setting, else 127.0.0.1]."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="TCP port to listen on [default: the port setting, else 3000].",
+)
 @click.option(
     "--tracking-uri",
     default=None,
     help="MLflow tracking and registry URI holding the 'lead-scorer' champion "
-    "[default: sqlite:///WORK_DIR/mlflow.db].",
+    "[default: the tracking_uri setting, else sqlite:///WORK_DIR/mlflow.db].",
 )
 @click.option(
     "--db",
     "db_url",
     default=None,
     help="SQLAlchemy URL of the routing database (sqlite:///FILE or postgresql+psycopg://...) "
-    "[default: sqlite:///WORK_DIR/routing.db].",
+    "[default: the db_url setting, else sqlite:///WORK_DIR/routing.db].",
 )
 @click.option(
     "--policy",
     "policy_file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
-    help="Routing policy TOML file [default: the policy shipped with leadscore].",
+    help="Routing policy TOML file [default: the policy_file setting, else the shipped policy].",
 )
 @click.option(
     "--token-file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
     help="File whose first line is the bearer token clients must send "
-    "(alternative to the LEADSCORE_API_TOKEN environment variable).",
+    "(alternative to the LEADSCORE_API_TOKEN environment variable) [default: the token_file setting, "
+    "else none].",
 )
 @click.option(
     "--insecure",
@@ -61,7 +69,8 @@ import click
     "--max-request-bytes",
     type=click.IntRange(min=1),
     default=None,
-    help="Largest request body accepted, in bytes; larger ones get 413  [default: 16 MiB].",
+    help="Largest request body accepted, in bytes; larger ones get HTTP 413 "
+    "[default: the max_request_bytes setting, else 16777216 (16 MiB)].",
 )
 def serve(
     config_file: Path | None,

@@ -57,9 +57,15 @@ def parse_now(text: str, timezone: str) -> dt.datetime:
     "config_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Settings TOML file (default: ./leadscore.toml when present).",
+    help="Settings TOML file [default: ./leadscore.toml when present, else built-in settings].",
 )
-@click.option("--webhook", "webhook_url", default=None, help="URL that each escalation is POSTed to as JSON.")
+@click.option(
+    "--webhook",
+    "webhook_url",
+    default=None,
+    help="http:// or https:// URL that each escalation is POSTed to as JSON "
+    "[default: none, escalations are only logged and written to the decision log].",
+)
 @click.option(
     "--webhook-timeout",
     type=click.FloatRange(min=0.1),
@@ -72,7 +78,7 @@ def parse_now(text: str, timezone: str) -> dt.datetime:
     type=click.IntRange(min=0, max=10),
     default=2,
     show_default=True,
-    help="Extra attempts after a timeout, connection error, HTTP 429 or 5xx.",
+    help="Extra webhook attempts per escalation after a timeout, connection error, HTTP 429 or 5xx.",
 )
 @click.option(
     "--reassign", is_flag=True, help="Reassign each overdue lead to another eligible rep with room."
@@ -82,13 +88,13 @@ def parse_now(text: str, timezone: str) -> dt.datetime:
     "--now",
     "now_text",
     default=None,
-    help="Check as of this ISO 8601 time instead of the current time; without an offset it is "
-    "read in the configured timezone (default Asia/Shanghai).",
+    help="Check as of this ISO 8601 time; without an offset it is read in the timezone setting "
+    "(Asia/Shanghai unless set) [default: the current time].",
 )
 @click.option(
     "--locale",
     default=None,
-    help="Language of the summary and reasons: en or zh-CN [default: the locale setting].",
+    help="Language of the summary and reasons: en or zh-CN [default: the locale setting, else en].",
 )
 @click.option(
     "--format",

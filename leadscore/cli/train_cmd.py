@@ -21,19 +21,20 @@ _CONFIG_OPTION = click.option(
     "config_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Settings TOML file (default: ./leadscore.toml when present).",
+    help="Settings TOML file [default: ./leadscore.toml when present, else built-in settings].",
 )
 _TRACKING_OPTION = click.option(
     "--tracking-uri",
     default=None,
     help="MLflow tracking and registry URI: sqlite:///FILE, postgresql+psycopg://USER@HOST/DB or an "
-    "http(s) MLflow server [default: sqlite:///WORK_DIR/mlflow.db].",
+    "http(s) MLflow server [default: the tracking_uri setting, else sqlite:///WORK_DIR/mlflow.db].",
 )
 _WORK_DIR_OPTION = click.option(
     "--work-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Folder for bundles, the Optuna study and the default MLflow store [default: .leadscore].",
+    help="Folder for bundles, the Optuna study and the default MLflow store "
+    "[default: the work_dir setting, else .leadscore].",
 )
 _TOLERANCE_OPTION = click.option(
     "--gate-tolerance",
@@ -117,12 +118,22 @@ def _echo_metrics(test_metrics: Mapping[str, Mapping[str, float]]) -> None:
 @_WORK_DIR_OPTION
 @_CONFIG_OPTION
 @click.option(
-    "--horizon-days", type=click.IntRange(min=1), default=None, help="Conversion label window, in days."
+    "--horizon-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Conversion label window, in days [default: the horizon_days setting, 90].",
 )
 @click.option(
-    "--ltv-horizon-days", type=click.IntRange(min=1), default=None, help="Net revenue (LTV) window, in days."
+    "--ltv-horizon-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Net revenue (LTV) window, in days [default: the ltv_horizon_days setting, 365].",
 )
-@click.option("--timezone", default=None, help="IANA timezone of naive times [default: Asia/Shanghai].")
+@click.option(
+    "--timezone",
+    default=None,
+    help="IANA timezone of naive times [default: the timezone setting, Asia/Shanghai].",
+)
 @click.option(
     "--num-threads",
     type=click.IntRange(min=1),
@@ -133,7 +144,8 @@ def _echo_metrics(test_metrics: Mapping[str, Mapping[str, float]]) -> None:
     "--tuning-timeout",
     type=click.FloatRange(min=0.0, min_open=True),
     default=None,
-    help="Stop the Optuna study after this many seconds (results then depend on machine speed).",
+    help="Stop the Optuna study after this many seconds; results then depend on machine speed "
+    "[default: none, run all --trials].",
 )
 @_TOLERANCE_OPTION
 @_GATE_METRIC_OPTION
