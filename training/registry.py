@@ -316,12 +316,24 @@ def register_challenger(
 
     # The registry resolves a ``models:/m-...`` source through the fluent tracking URI, so it
     # must point at this store while the version is created.
+    # A tracking server accepts a ``models:/m-...`` source only with the model id beside it.
     with active_tracking_uri(client.tracking_uri):
-        version = client.create_model_version(MODEL_NAME, model_uri, run_id=run_id, tags=dict(tags or {}))
+        version = client.create_model_version(
+            MODEL_NAME, model_uri, run_id=run_id, tags=dict(tags or {}), model_id=logged_model_id(model_uri)
+        )
     version = _wait_until_ready(client, version)
     client.set_registered_model_alias(MODEL_NAME, CHALLENGER, version.version)
     logger.info("registered %s version %s from run %s as %s", MODEL_NAME, version.version, run_id, CHALLENGER)
     return version
+
+
+def logged_model_id(model_uri: str) -> str | None:
+    """Return the id of a logged model from its ``models:/m-...`` URI, or None for other URIs."""
+    prefix = "models:/"
+    if not model_uri.startswith(prefix):
+        return None
+    rest = model_uri[len(prefix) :]
+    return rest if rest.startswith("m-") and "/" not in rest else None
 
 
 def _wait_until_ready(

@@ -41,6 +41,15 @@ def default_tracking_uri(work_dir: Path) -> str:
     return f"sqlite:///{(Path(work_dir) / TRACKING_DB_FILE).resolve()}"
 
 
+def display_uri(uri: str) -> str:
+    """Return ``uri`` with the password of its user part replaced by ``***``, for logs and messages."""
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.password is None:
+        return uri
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parsed._replace(netloc=f"{parsed.username or ''}:***@{host}"))
+
+
 def normalize_tracking_uri(uri: str) -> str:
     """Validate a tracking URI and return it with a usable database driver.
 
@@ -58,11 +67,11 @@ def normalize_tracking_uri(uri: str) -> str:
     if dialect in _DATABASE_SCHEMES or scheme in _SERVER_SCHEMES:
         if dialect == "sqlite" and not parsed.path.strip("/"):
             raise ConfigError(
-                f"tracking URI {uri!r} has no database file; use sqlite:////absolute/path/mlflow.db"
+                f"tracking URI {display_uri(uri)!r} has no database file; use sqlite:////absolute/path/mlflow.db"
             )
         return uri
     raise ConfigError(
-        f"unsupported tracking URI {uri!r}; use sqlite:///PATH/mlflow.db, "
+        f"unsupported tracking URI {display_uri(uri)!r}; use sqlite:///PATH/mlflow.db, "
         "postgresql+psycopg://USER@HOST:PORT/DATABASE or http(s)://MLFLOW-SERVER"
     )
 

@@ -173,6 +173,7 @@ def train(
     from features.config import FeatureConfig
     from leadscore.settings import load_settings
     from training.params import DEFAULT_SEED
+    from training.tracking import display_uri
     from training.train import TrainOptions
     from training.train import train as run_training
 
@@ -204,7 +205,8 @@ def train(
         register_model=not no_register,
     )
     result = run_training(options)
-    click.echo(f"run: {result.run_id} (experiment {result.experiment_id}, tracking {result.tracking_uri})")
+    tracking = display_uri(result.tracking_uri)
+    click.echo(f"run: {result.run_id} (experiment {result.experiment_id}, tracking {tracking})")
     click.echo(f"bundle: {result.bundle.bundle_version} at {result.bundle_dir}")
     if result.bundle.insufficient_data:
         click.echo("warning: too little history; every score carries the insufficient_data flag")
@@ -275,13 +277,13 @@ def list_models(tracking_uri: str | None, work_dir: Path | None, config_file: Pa
     """List lead-scorer versions, newest first, with aliases, gate outcome and gate metrics."""
     from leadscore.settings import load_settings
     from training.registry import list_versions
-    from training.tracking import resolve_tracking_uri, tracking_client
+    from training.tracking import display_uri, resolve_tracking_uri, tracking_client
 
     settings = load_settings(config_file, work_dir=work_dir, tracking_uri=tracking_uri)
     uri = resolve_tracking_uri(settings.tracking_uri, settings.work_dir)
     versions = list_versions(tracking_client(uri))
     if not versions:
-        click.echo(f"no lead-scorer versions in {uri}; run 'leadscore train --data DIR' first")
+        click.echo(f"no lead-scorer versions in {display_uri(uri)}; run 'leadscore train --data DIR' first")
         return
     click.echo(f"{'version':>7}  {'aliases':<20} {'created (UTC)':<20} {'gate':<9} {'bundle':<26} metrics")
     for version in versions:

@@ -33,8 +33,11 @@ class TinyChampion:
     data_dir: Path
 
 
-def train_tiny_champion(root: Path, *, leads: int = N_LEADS) -> TinyChampion:
-    """Write a synthetic history under ``root``, train on it and return the promoted champion."""
+def train_tiny_champion(root: Path, *, leads: int = N_LEADS, tracking_uri: str | None = None) -> TinyChampion:
+    """Write a synthetic history under ``root``, train on it and return the promoted champion.
+
+    ``tracking_uri`` defaults to a SQLite store under ``root``.
+    """
     data_dir = root / "data"
     history = make_history(leads, seed=SEED)
     for table in TABLES:
@@ -42,7 +45,7 @@ def train_tiny_champion(root: Path, *, leads: int = N_LEADS) -> TinyChampion:
     write_attributes(data_dir, list(history.attributes))
 
     work_dir = root / "work"
-    tracking_uri = f"sqlite:///{(work_dir / 'mlflow.db').resolve()}"
+    tracking_uri = tracking_uri or f"sqlite:///{(work_dir / 'mlflow.db').resolve()}"
     result = train(
         TrainOptions(
             data_dir=data_dir,
