@@ -184,6 +184,13 @@ def check(
         click.echo(
             f"{lead.lead_id:<16} {lead.rep_id:<10} {lead.manager_id or '-':<10} "
             f"{lead.sla_due_at.astimezone(zone).isoformat(timespec='minutes'):<26} "
-            f"{lead.overdue_hours:>7.1f} {outcome.action}{moved_to}{notice}"
+            f"{lead.overdue_hours:>7.1f} {_action_label(outcome.action, outcome.escalated)}{moved_to}{notice}"
         )
     click.echo(report.summary(chosen_locale))
+
+
+def _action_label(action: str, escalated: bool) -> str:
+    """Return the table's action column: what was done to the lead in this run."""
+    if action != "none":
+        return action
+    return "escalated" if escalated else "already_escalated"

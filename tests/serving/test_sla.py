@@ -453,6 +453,20 @@ def test_cli_reassign_never_exceeds_capacity(database_url: str, webhook: Threadi
     assert "secret-token" not in result.stderr
 
 
+def test_cli_escalate_labels_each_run(database_url: str) -> None:
+    seed_overdue(database_url)
+    arguments = ["sla", "check", "--db", database_url, "--now", "2025-03-03T06:00+00:00"]
+
+    first = CliRunner().invoke(cli, arguments)
+    second = CliRunner().invoke(cli, arguments)
+
+    assert first.exit_code == 0, first.output
+    assert first.stdout.count(" escalated") >= 3
+    assert "already_escalated" not in first.stdout
+    assert second.exit_code == 0, second.output
+    assert second.stdout.count("already_escalated") == 3
+
+
 def test_cli_return_to_pool_json(database_url: str) -> None:
     seed_overdue(database_url)
     result = CliRunner().invoke(
