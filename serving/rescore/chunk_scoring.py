@@ -35,7 +35,7 @@ from features.spine import lead_close_micros, scoring_spine
 from features.windows import scalar_micros, timestamp_micros
 from leadscore.errors import LeadscoreError
 from serving.rescore.checkpoint import ChunkRecord, file_sha256, write_json_atomic, write_parquet_atomic
-from serving.rescore.chunks import ChunkInputs, read_chunk_tables, release_arrow_memory
+from serving.rescore.chunks import ChunkInputs, read_chunk_tables, release_arrow_memory, release_heap_memory
 from serving.rescore.drift import DriftCounter
 from training.bundle import ScorerBundle
 from training.scorer import score_tables
@@ -150,6 +150,7 @@ def process_chunk(task: ChunkTask, fault_hook: FaultHook | None = None) -> Chunk
 
     files = _write_chunk_files(task, score_table, reject_table, drift_counts, fault_hook)
     release_arrow_memory()
+    release_heap_memory()
     reasons = pd.Series(reject_table.column("reason").to_pylist(), dtype=object).value_counts()
     record = ChunkRecord(
         chunk=task.chunk,

@@ -14,11 +14,16 @@ batch by batch and keeps the orders of its customers (pyarrow ``is_in``).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -156,6 +161,34 @@ def release_arrow_memory() -> None:
     over a large table that cache grows with the table, so it is released between steps.
     """
     pa.default_memory_pool().release_unused()
+
+
+def release_heap_memory() -> None:
+    """Ask glibc's malloc to return free heap pages to the operating system (no-op elsewhere).
+
+    pandas, NumPy and LightGBM allocate through malloc. Freed blocks between live ones stay in
+    the process's heap, so resident memory crept up over many chunks; ``malloc_trim`` hands
+    those free pages back.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return cast(Callable[[int], int], trim)
 
 
 def _close_writers(writers: dict[int, pq.ParquetWriter]) -> None:
