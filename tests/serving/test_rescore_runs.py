@@ -547,11 +547,16 @@ def test_cli_rejects_excel_with_parquet(trained: Trained, tmp_path: Path) -> Non
 # --- Spark --------------------------------------------------------------------------------------------
 
 
-def test_spark_udf_scores_like_pyfunc(trained: Trained) -> None:
+def test_spark_udf_scores_like_pyfunc(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
     pyspark = pytest.importorskip(
         "pyspark",
         reason="pyspark is not installed; install it to check scoring through mlflow.pyfunc.spark_udf",
     )
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("pyspark is installed but Java is not; Spark needs Java 17 or newer on PATH or JAVA_HOME")
+    # Spark's Python workers start the first python on PATH unless told to use this interpreter.
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    monkeypatch.setenv("PYSPARK_DRIVER_PYTHON", sys.executable)
     import mlflow
 
     from training.pyfunc_model import records_from_input
