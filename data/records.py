@@ -94,11 +94,9 @@ def _parse_timestamps(table: str, column: str, values: list[Any], timezone: str)
         if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
             parsed.append(pd.NaT)
             continue
-        timestamp = _read_timestamp(value)
+        timestamp = timestamp_in_utc(value, timezone)
         if timestamp is not None:
-            if timestamp.tzinfo is None:
-                timestamp = timestamp.tz_localize(timezone)
-            parsed.append(timestamp.tz_convert("UTC"))
+            parsed.append(timestamp)
             continue
         shown = str(value)[:_MAX_SHOWN]
         raise DataValidationError(
@@ -106,6 +104,20 @@ def _parse_timestamps(table: str, column: str, values: list[Any], timezone: str)
             f"send for example '2024-03-01T09:30:00+08:00' (without an offset it is read in {timezone})"
         )
     return pd.Series(pd.DatetimeIndex(parsed, tz="UTC").as_unit("us"))
+
+
+def timestamp_in_utc(value: Any, timezone: str) -> pd.Timestamp | None:
+    """Return an ISO 8601 string, datetime or date as a UTC timestamp; None for any other value.
+
+    A value without an offset is read in ``timezone``. ``tz_localize`` raises ValueError for
+    a local time that a daylight-saving change skips or repeats.
+    """
+    timestamp = _read_timestamp(value)
+    if timestamp is None:
+        return None
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.tz_localize(timezone)
+    return timestamp.tz_convert("UTC")
 
 
 def _read_timestamp(value: Any) -> pd.Timestamp | None:

@@ -19,11 +19,14 @@ Each server gets ``--warmup`` requests first, then ``--requests`` single-lead re
 ``--clients`` concurrent clients (httpx, keep-alive), stopped early after ``--max-seconds``.
 Reported: p50 and p99 latency and requests per second. Targets: leadscore p99 at most 2x
 the bare endpoint's, at least 500 requests/s, and at least 2x the throughput of mlflow.
-Servers run one at a time under load; the others sit idle. Loopback only.
+Servers run one at a time under load while the others sit idle, taking turns for
+``--rounds`` rounds so that a change of the machine's load hits all three alike. Loopback only.
 
 At the end, with the servers stopped, ``training.scorer.score_payload`` is timed in this
-process for 1, 8 and 64 leads per call, and the 1-lead time is split by step (cProfile), to
-show where a request's time goes.
+process for 1, 8 and 64 leads per call, on the row path that small payloads take and on
+the table path (``row_path=False``), and the 1-lead time of each is split by step
+(cProfile), to show where a request's time goes. The steps of the ``POST /score`` handler
+for one lead (request parsing, lead checks, scoring, response) are timed without HTTP.
 """
 
 from __future__ import annotations
@@ -235,6 +238,13 @@ class Measurement:
     seconds: float = 0.0
     stopped_early: bool = False
 
+    def add(self, other: Measurement) -> None:
+        """Add the requests and wall time of another run of the same server."""
+        self.latencies.extend(other.latencies)
+        self.errors += other.errors
+        self.seconds += other.seconds
+        self.stopped_early = self.stopped_early or other.stopped_early
+
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
         count = len(ordered)
@@ -333,8 +343,19 @@ def _lead_ids() -> Callable[[], str]:
 
 # --- in-process profile of the score path ---------------------------------------------------------
 
-# Steps of training.scorer.score_payload, as (label, file suffix, function name) for cProfile.
-PROFILE_STEPS: tuple[tuple[str, str, str], ...] = (
+# Steps of training.scorer.score_payload, as (label, file suffix, function name) for cProfile:
+# first on the row path that one-lead payloads take, then on the table path.
+ROW_PATH_STEPS: tuple[tuple[str, str, str], ...] = (
+    ("split nested records", "training/scorer.py", "split_records"),
+    ("records to typed rows", "data/payload_rows.py", "payload_rows"),
+    ("features", "features/single_lead.py", "lead_features"),
+    ("model matrix", "training/row_scorer.py", "_model_matrix"),
+    ("rule-score prior", "training/row_scorer.py", "_rule_prior"),
+    ("conversion model (calibrated)", "training/row_scorer.py", "_conversion"),
+    ("LTV model", "training/row_scorer.py", "_ltv"),
+    ("SHAP contributions and reason sentences", "training/row_scorer.py", "_reasons"),
+)
+TABLE_PATH_STEPS: tuple[tuple[str, str, str], ...] = (
     ("records to validated tables", "data/records.py", "tables_from_records"),
     ("features", "features/pipeline.py", "build_features"),
     ("feature spec transform", "features/spec.py", "transform"),
@@ -347,33 +368,93 @@ PROFILE_STEPS: tuple[tuple[str, str, str], ...] = (
 
 
 def profile_score_path(tracking_uri: str, repeats: int) -> dict[str, Any]:
-    """Time score_payload in this process for 1, 8 and 64 leads, and split the 1-lead time by step."""
+    """Time score_payload for 1, 8 and 64 leads on both paths, and split each 1-lead time by step."""
     bundle = load_champion(tracking_uri).bundle
-    per_call: dict[str, float] = {}
-    for size in (1, 8, 64):
-        records = [{**bench_lead(), "lead_id": f"P-{number}"} for number in range(size)]
-        score_payload(bundle, records, as_of=AS_OF)
+    per_call: dict[str, dict[str, float]] = {"row_path": {}, "table_path": {}}
+    for path, row_path in (("row_path", True), ("table_path", False)):
+        for size in (1, 8, 64):
+            records = [{**bench_lead(), "lead_id": f"P-{number}"} for number in range(size)]
+            score_payload(bundle, records, as_of=AS_OF, row_path=row_path)
+            started = time.perf_counter()
+            for _ in range(repeats):
+                score_payload(bundle, records, as_of=AS_OF, row_path=row_path)
+            per_call[path][f"{size}_leads_ms"] = round(1000 * (time.perf_counter() - started) / repeats, 2)
+    return {
+        "score_payload_per_call": per_call,
+        "one_lead_steps_ms": {
+            "row_path": _step_times(bundle, repeats * 10, ROW_PATH_STEPS, row_path=True),
+            "table_path": _step_times(bundle, repeats, TABLE_PATH_STEPS, row_path=False),
+        },
+    }
+
+
+def profile_handler_steps(tracking_uri: str, repeats: int) -> dict[str, float]:
+    """Time the steps of leadscore's ``POST /score`` handler for one lead in this process, in ms.
+
+    HTTP is left out. These steps and leadscore's heavier request handling (request guard,
+    FastAPI routing, hand-off to the scoring thread) make up its extra cost over the bare
+    endpoint.
+    """
+    from serving.api_models import ScoreRequest, ScoreResponse
+    from serving.payloads import lead_problems, lead_records, to_lead_score
+
+    champion = load_champion(tracking_uri)
+    bundle = champion.bundle
+    body = json.dumps({"leads": [bench_lead()], "as_of": AS_OF}).encode()
+    request = ScoreRequest.model_validate_json(body)
+    records = lead_records(request.leads, bundle.attributes)
+    cutoff = parse_as_of(request.as_of, bundle.feature_config.timezone)
+    scores = score_payload(bundle, records, as_of=cutoff)
+
+    def respond() -> str:
+        response = ScoreResponse(
+            model_version=champion.model_version,
+            registry_version=champion.registry_version,
+            as_of=cutoff.to_pydatetime(),
+            locale="en",
+            results=[to_lead_score(score) for score in scores],
+        )
+        return response.model_dump_json()
+
+    steps: dict[str, Callable[[], object]] = {
+        "parse and validate the request body": lambda: ScoreRequest.model_validate_json(body),
+        "check leads and build scorer records": lambda: (
+            lead_problems(request.leads, bundle.attributes, "en"),
+            lead_records(request.leads, bundle.attributes),
+        ),
+        "score_payload": lambda: score_payload(bundle, records, as_of=cutoff),
+        "build and serialize the response": respond,
+    }
+    result: dict[str, float] = {}
+    for label, step in steps.items():
+        step()
         started = time.perf_counter()
         for _ in range(repeats):
-            score_payload(bundle, records, as_of=AS_OF)
-        per_call[f"{size}_leads_ms"] = round(1000 * (time.perf_counter() - started) / repeats, 1)
+            step()
+        result[label] = round(1000 * (time.perf_counter() - started) / repeats, 3)
+    return result
 
+
+def _step_times(
+    bundle: Any, repeats: int, steps: tuple[tuple[str, str, str], ...], *, row_path: bool
+) -> dict[str, float]:
+    """Return the cumulative cProfile time per step of a one-lead call, in ms per call."""
     profiler = cProfile.Profile()
     records = [bench_lead()]
     profiler.enable()
     for _ in range(repeats):
-        score_payload(bundle, records, as_of=AS_OF)
+        score_payload(bundle, records, as_of=AS_OF, row_path=row_path)
     profiler.disable()
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    steps: dict[str, float] = {}
-    for label, suffix, function in PROFILE_STEPS:
+    result: dict[str, float] = {}
+    for label, suffix, function in (("whole call", "training/scorer.py", "score_payload"), *steps):
         cumulative = sum(
             entry[3]
             for (filename, _, name), entry in stats.items()
             if filename.endswith(suffix) and name == function
         )
-        steps[label] = round(1000 * cumulative / repeats, 2)
-    return {"score_payload_per_call": per_call, "one_lead_steps_ms": steps}
+        result[label] = round(1000 * cumulative / repeats, 3)
+    return result
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -390,13 +471,24 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000, help="Measured requests per server.")
     parser.add_argument("--warmup", type=int, default=50, help="Unmeasured requests per server first.")
     parser.add_argument("--clients", type=int, default=8, help="Concurrent clients.")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="Turns per server: each round measures every server with --requests / --rounds requests.",
+    )
     parser.add_argument("--workers", type=int, default=2, help="Worker processes of every server.")
-    parser.add_argument("--max-seconds", type=float, default=120.0, help="Time limit per measured run.")
+    parser.add_argument(
+        "--max-seconds", type=float, default=120.0, help="Time limit per server over all rounds, in seconds."
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the results as JSON here.")
     parser.add_argument(
         "--profile-repeats", type=int, default=30, help="Calls per batch size in the in-process profile."
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.rounds < 1 or args.requests < args.rounds:
+        parser.error(f"--rounds must be 1 or more and at most --requests; got {args.rounds}")
+    return args
 
 
 @dataclass
@@ -490,38 +582,60 @@ def build_report(
     }
 
 
+def measure_in_rounds(servers: Servers, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Warm every server up, then measure them in turns, ``args.rounds`` rounds of each.
+
+    Taking turns spreads a change of the machine's load over all three servers, so it moves
+    their ratios less than when each server runs all its requests at once.
+    """
+    for _, base_url, headers, send in servers.targets:
+        warm_up(base_url, headers, send, args.warmup)
+    leadscore_url = next(url for name, url, _, _ in servers.targets if name == "leadscore")
+    batches_before = scorer_calls(leadscore_url)
+
+    measurements = {name: Measurement(name) for name, *_ in servers.targets}
+    for round_number in range(args.rounds):
+        requests = args.requests // args.rounds + (1 if round_number < args.requests % args.rounds else 0)
+        for name, base_url, headers, send in servers.targets:
+            part = run_load(
+                name,
+                base_url,
+                headers,
+                send,
+                requests=requests,
+                clients=args.clients,
+                max_seconds=args.max_seconds / args.rounds,
+            )
+            measurements[name].add(part)
+
+    results = [measurement.summary() for measurement in measurements.values()]
+    requests_after, calls_after = scorer_calls(leadscore_url)
+    calls = calls_after - batches_before[1]
+    scored = requests_after - batches_before[0]
+    for result in results:
+        if result["server"] == "leadscore":
+            result["requests_per_scorer_call"] = round(scored / calls, 2) if calls else None
+    for result in results:
+        print(json.dumps(result), flush=True)
+    return results
+
+
 def main() -> None:
     args = parse_arguments()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-service-"))
     work.mkdir(parents=True, exist_ok=True)
     tracking_uri = args.tracking_uri or train_tiny_champion(work / "model").tracking_uri
 
-    results: list[dict[str, Any]] = []
     with running_servers(work, tracking_uri, args.workers) as servers:
         load_before = [round(value, 2) for value in os.getloadavg()]
-        for name, base_url, headers, send in servers.targets:
-            warm_up(base_url, headers, send, args.warmup)
-            batches_before = scorer_calls(base_url) if name == "leadscore" else None
-            measurement = run_load(
-                name,
-                base_url,
-                headers,
-                send,
-                requests=args.requests,
-                clients=args.clients,
-                max_seconds=args.max_seconds,
-            )
-            results.append(measurement.summary())
-            if batches_before is not None:
-                requests_after, calls_after = scorer_calls(base_url)
-                calls = calls_after - batches_before[1]
-                scored = requests_after - batches_before[0]
-                results[-1]["requests_per_scorer_call"] = round(scored / calls, 2) if calls else None
-            print(json.dumps(results[-1]), flush=True)
+        results = measure_in_rounds(servers, args)
         load_after = [round(value, 2) for value in os.getloadavg()]
 
     report = build_report(args, results, [load_before, load_after])
     report["profile"] = profile_score_path(tracking_uri, args.profile_repeats)
+    report["profile"]["score_handler_steps_ms"] = profile_handler_steps(
+        tracking_uri, args.profile_repeats * 10
+    )
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False), "utf-8")

@@ -1,11 +1,14 @@
-"""Coalesce concurrent scoring requests of one worker into one scorer call (adaptive micro-batching).
+"""Coalesce concurrent scoring requests of one worker into one scorer call (micro-batching).
 
-Scoring one lead costs mostly fixed per-call work (building small pandas tables, features,
-the model matrix), so scoring 8 leads in one call takes little longer than scoring one.
 Requests hand their records to one scoring thread per worker. While that thread scores a
-batch, new requests queue up, and the next batch takes all of them that fit. Under no
-load a request is scored alone at once and waits for nothing. Under load (the previous
-call combined requests) a batch waits a few milliseconds for more before its call starts.
+batch, new requests queue up, and the next batch takes all of them that fit, so one
+LightGBM call and one thread hand-off serve several requests. By default a batch never
+waits for more requests. Small payloads take the scorer's row path (``training.row_scorer``),
+where a one-lead call costs about a millisecond and each further lead about half of one
+(measured by ``experiments/bench_service.py`` on a 2-CPU VM), so waiting would add more
+latency than it saves. With a positive ``gather_seconds``, a batch waits that long for more
+requests when the previous call combined several (under load). That pays off only when one
+call costs far more than the wait, as on the table path.
 
 A batch only combines requests with the same locale and the same cutoff: an explicit
 ``as_of``, or "now", which is then the moment the batch starts. Requests that share a lead
@@ -36,9 +39,8 @@ ScoreFunction = Callable[[list[dict[str, Any]], pd.Timestamp, str], list[dict[st
 
 DEFAULT_MAX_BATCH_LEADS = 2_000
 # Under load (the last call combined several requests), a batch waits this long for more
-# requests before its call starts. One scorer call takes tens of milliseconds, so a few
-# milliseconds of waiting that add requests to a call raise throughput.
-DEFAULT_GATHER_SECONDS = 0.02
+# requests before its call starts. Zero takes only the requests already queued.
+DEFAULT_GATHER_SECONDS = 0.0
 # A request waits at most this long for its batch; past it the worker is overloaded.
 DEFAULT_TIMEOUT_SECONDS = 300.0
 

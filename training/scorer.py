@@ -6,6 +6,11 @@ row's own lead and its events before the cutoff, the spec maps categories by nam
 LightGBM and the calibrator score each row alone. So a lead scores the same alone or inside
 any batch.
 
+``score_payload`` first offers payloads of up to ``training.row_scorer.ROW_PATH_MAX_LEADS``
+leads to ``training.row_scorer``, which computes the same records without pandas tables
+and hands everything it does not support back to ``score_tables``. Parity tests compare
+the two record by record.
+
 A score record contains lead_id, as_of (the cutoff), p_convert (calibrated probability of
 converting within the label horizon), ltv (expected net revenue over the LTV horizon once
 converted), expected_value (p_convert * ltv), grade (A-D), segment, reasons_positive and
@@ -33,6 +38,7 @@ from leadscore.errors import DataValidationError
 from leadscore.i18n import Locale, parse_locale
 from training.bundle import ScorerBundle
 from training.reasons import ReasonContext, reasons_for_row, shap_contributions
+from training.row_scorer import score_small_payload
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +89,7 @@ def score_tables(
     dicts (feature, direction, contribution, text) with ``text`` in ``locale``.
     """
     language = parse_locale(locale)
-    if (
-        isinstance(top_reasons, bool)
-        or not isinstance(top_reasons, int)
-        or not 0 <= top_reasons <= MAX_TOP_REASONS
-    ):
+    if not _valid_top_reasons(top_reasons):
         raise DataValidationError(
             f"top_reasons must be a whole number from 0 to {MAX_TOP_REASONS}; got {top_reasons!r}"
         )
@@ -149,6 +151,14 @@ def score_tables(
         unseen_rows,
     )
     return records
+
+
+def _valid_top_reasons(top_reasons: Any) -> bool:
+    return (
+        not isinstance(top_reasons, bool)
+        and isinstance(top_reasons, int)
+        and 0 <= top_reasons <= MAX_TOP_REASONS
+    )
 
 
 def _predict_ltv(bundle: ScorerBundle, matrix: pd.DataFrame) -> np.ndarray:
@@ -323,11 +333,17 @@ def score_payload(
     as_of: Any = None,
     locale: str = "en",
     top_reasons: int = DEFAULT_TOP_REASONS,
+    row_path: bool = True,
 ) -> list[dict[str, Any]]:
     """Score raw lead records (each with nested activities, stage_changes and orders lists).
 
     Timestamps are ISO 8601 strings or datetimes, and naive ones are read in the model's
     business timezone. ``as_of`` defaults to now. Returns JSON-ready score records in input order.
+
+    Small payloads are scored on the row path (``training.row_scorer``), which gives the same
+    records without building pandas tables. Any payload it does not support, and every
+    invalid one, goes through the tables and ``score_tables``. ``row_path=False`` forces
+    that table path, the reference that the row path is tested against.
     """
     language: Locale = parse_locale(locale)
     if not records:
@@ -338,6 +354,20 @@ def score_payload(
     for lead in leads:
         for attribute in bundle.attributes:
             lead.setdefault(attribute.name, None)
+    if row_path and _valid_top_reasons(top_reasons):
+        scored_rows = score_small_payload(
+            bundle,
+            leads,
+            activities,
+            stage_changes,
+            orders,
+            cutoff=cutoff,
+            locale=language,
+            top_reasons=top_reasons,
+        )
+        if scored_rows is not None:
+            return scored_rows
+
     tables = tables_from_records(
         leads,
         activities,
