@@ -231,6 +231,8 @@ def _number(column: Column, value: Any) -> float | int:
         raise _UnsupportedError
     if isinstance(value, int) and abs(value) >= _MAX_EXACT_INT:
         raise _UnsupportedError
+    if column.kind == "int" and isinstance(value, float) and abs(value) >= _MAX_EXACT_INT:
+        raise _UnsupportedError
     if math.isinf(value) or (column.kind == "int" and not float(value).is_integer()):
         raise _UnsupportedError
     if column.min_value is not None and value < column.min_value:

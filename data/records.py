@@ -106,17 +106,37 @@ def _parse_timestamps(table: str, column: str, values: list[Any], timezone: str)
     return pd.Series(pd.DatetimeIndex(parsed, tz="UTC").as_unit("us"))
 
 
+FIRST_SUPPORTED_YEAR = 1678
+LAST_SUPPORTED_YEAR = 2261
+"""Years of the timestamps accepted: the whole years that nanosecond arithmetic in pandas can hold."""
+
+
 def timestamp_in_utc(value: Any, timezone: str) -> pd.Timestamp | None:
     """Return an ISO 8601 string, datetime or date as a UTC timestamp; None for any other value.
 
-    A value without an offset is read in ``timezone``. ``tz_localize`` raises ValueError for
-    a local time that a daylight-saving change skips or repeats.
+    A value without an offset is read in ``timezone``. Raises DataValidationError for a
+    local time that a daylight-saving change skips or repeats, and for a year outside
+    ``FIRST_SUPPORTED_YEAR`` to ``LAST_SUPPORTED_YEAR``.
     """
-    timestamp = _read_timestamp(value)
+    try:
+        timestamp = _read_timestamp(value)
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        timestamp = pd.Timestamp.max
     if timestamp is None:
         return None
+    if not FIRST_SUPPORTED_YEAR <= timestamp.year <= LAST_SUPPORTED_YEAR:
+        raise DataValidationError(
+            f"{str(value)[:_MAX_SHOWN]!r} is outside the supported years "
+            f"{FIRST_SUPPORTED_YEAR} to {LAST_SUPPORTED_YEAR}; check the date"
+        )
     if timestamp.tzinfo is None:
-        timestamp = timestamp.tz_localize(timezone)
+        try:
+            timestamp = timestamp.tz_localize(timezone)
+        except ValueError:
+            raise DataValidationError(
+                f"{str(value)[:_MAX_SHOWN]!r} has no offset and is skipped or repeated by a daylight-saving "
+                f"change in {timezone}; send it with its UTC offset, for example '1988-04-17T02:30:00+08:00'"
+            ) from None
     return timestamp.tz_convert("UTC")
 
 

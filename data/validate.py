@@ -204,6 +204,10 @@ def _coerce_floats(series: pd.Series, fail: _FailFactory) -> pd.Series:
     raise fail("expected numbers")
 
 
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
 def _coerce_ints(series: pd.Series, dtype: str, fail: _FailFactory) -> pd.Series:
     if pd.api.types.is_bool_dtype(series.dtype):
         raise fail("booleans are not counts")
@@ -213,6 +217,10 @@ def _coerce_ints(series: pd.Series, dtype: str, fail: _FailFactory) -> pd.Series
             if _is_missing(value):
                 values.append(None)
             elif _is_number(value) and float(value).is_integer():
+                if not _INT64_MIN <= int(value) <= _INT64_MAX:
+                    raise fail(
+                        f"found {_cap(value)!r}; expected whole numbers from {_INT64_MIN} to {_INT64_MAX}"
+                    )
                 values.append(int(value))
             else:
                 raise fail(f"found {_cap(value)!r}; expected whole numbers")

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from data.folder import CanonicalTables
-from data.records import tables_from_records
+from data.records import tables_from_records, timestamp_in_utc
 from features.inputs import lead_index
 from features.pipeline import build_features
 from features.spine import lead_close_micros
@@ -185,21 +185,23 @@ def _unseen_categories(bundle: ScorerBundle, frame: pd.DataFrame) -> list[dict[s
 
 
 def parse_as_of(value: Any, timezone: str) -> pd.Timestamp:
-    """Return ``value`` as a tz-aware UTC timestamp; None means now, a naive time is read in ``timezone``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """Return ``value`` as a tz-aware UTC timestamp; None means now, a naive time is read in ``timezone``.
+
+    Accepts an ISO 8601 string, a datetime or a date, as lead records do. Numbers are rejected
+    rather than guessed as seconds or nanoseconds, and so are words such as "now".
+    """
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return pd.Timestamp.now(tz="UTC")
     try:
-        timestamp = pd.Timestamp(value)
-    except (TypeError, ValueError):
+        timestamp = timestamp_in_utc(value, timezone)
+    except DataValidationError as error:
+        raise DataValidationError(f"as_of {error}") from None
+    if timestamp is None:
         raise DataValidationError(
             f"as_of {str(value)[:60]!r} is not an ISO 8601 timestamp; "
-            "send for example '2024-03-01T09:30:00+08:00'"
-        ) from None
-    if timestamp is pd.NaT:
-        return pd.Timestamp.now(tz="UTC")
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.tz_localize(timezone)
-    return timestamp.tz_convert("UTC")
+            "send for example '2024-03-01T09:30:00+08:00', or leave it out to score as of now"
+        )
+    return timestamp
 
 
 def split_records(
