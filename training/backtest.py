@@ -71,6 +71,11 @@ LOGISTIC = "logistic"
 RULES = "rules"
 SCORE_COLUMNS: dict[str, str] = {MODEL: "p_model", LOGISTIC: "p_logistic", RULES: "p_rules"}
 DEFAULT_START_FRACTION = 0.8
+# The retraining policy that `leadscore backtest` runs when no option overrides it, the one that
+# the walk-forward experiments support: experiments/backtest_bank_marketing.py and
+# experiments/backtest_synthetic.py, with the numbers in experiments/results/backtest-*.md.
+DEFAULT_RETRAIN_EVERY = Span(duration=pd.Timedelta(days=14))
+DEFAULT_CALIBRATION_SLICE = Span(rows=1000)
 # Fewer scored rows than this give a ranking metric too noisy to read. The step still counts
 # in the pooled metrics.
 MIN_ROWS_FOR_STEP_METRICS = 20
@@ -321,6 +326,12 @@ def split_retrain_rows(
     valid_start = 0
     if calibration_start > 0:
         valid_start = _first_position_of_last(cutoffs[:calibration_start], valid_count)
+    if valid_start == 0 and calibration_slice is not None:
+        raise InsufficientDataError(
+            f"the calibration slice of the newest {calibration_slice.describe()} takes "
+            f"{n_rows - calibration_start} of the {n_rows} rows of a retrain and leaves too few for "
+            "training and validation; use a smaller --calibrate-on, --calibrate-on fraction or a later start"
+        )
     if valid_start == 0:
         raise InsufficientDataError(
             f"a retrain with {n_rows} rows cannot be split into train, validation and calibration folds; "

@@ -32,17 +32,6 @@ UNIT_WORDS: dict[str, str] = {
 # Options whose value is a URL or URI; the help text must show its form (sqlite:///, tcp://, models:/ ...).
 URL_OPTIONS = frozenset({"--db", "--tracking-uri", "--scheduler", "--webhook", "--model", "--model-uri"})
 
-# Options still lacking a stated default. They live in leadscore/cli/backtest_cmd.py, which this
-# audit does not edit. Remove an entry once its help text states the default.
-KNOWN_GAPS = frozenset(
-    {
-        ("leadscore backtest", "--horizon-days"),
-        ("leadscore backtest", "--ltv-horizon-days"),
-        ("leadscore backtest", "--recency-half-life"),
-        ("leadscore backtest", "--change-features"),
-    }
-)
-
 
 def walk_commands(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
     """Yield (command path, command) for ``command`` and every subcommand below it."""
@@ -103,8 +92,6 @@ def test_option_has_help(item: tuple[str, click.Option]) -> None:
 @pytest.mark.parametrize("item", OPTIONS, ids=[option_id(item) for item in OPTIONS])
 def test_option_states_default(item: tuple[str, click.Option]) -> None:
     path, option = item
-    if (path, option.opts[0]) in KNOWN_GAPS:
-        pytest.skip("help text in backtest_cmd.py does not state this default yet")
 
     assert states_default(option), (
         f"{path} {option.opts[0]}: the help text does not state the default; add show_default=True "
@@ -144,14 +131,6 @@ def test_url_option_shows_form(item: tuple[str, click.Option]) -> None:
     assert ":/" in (option.help or ""), (
         f"{path} {option.opts[0]}: the help text shows no URL form such as sqlite:///FILE or tcp://HOST:PORT"
     )
-
-
-def test_known_gaps_still_open() -> None:
-    by_key = {(path, option.opts[0]): option for path, option in OPTIONS}
-
-    for key in sorted(KNOWN_GAPS):
-        assert key in by_key, f"{key} is no longer an option; remove it from KNOWN_GAPS"
-        assert not states_default(by_key[key]), f"{key} now states its default; remove it from KNOWN_GAPS"
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[path for path, _ in COMMANDS])

@@ -13,11 +13,15 @@ from click.testing import CliRunner
 from data.folder import CanonicalTables, write_table
 from features.catalog import FeatureDef
 from features.config import FeatureConfig
+from leadscore.cli.backtest_cmd import DEFAULT_CALIBRATE_ON_TEXT, DEFAULT_RETRAIN_EVERY_TEXT
+from leadscore.cli.backtest_cmd import backtest as backtest_command
 from leadscore.cli.main import cli
 from leadscore.errors import ConfigError, DataValidationError, InsufficientDataError
 from tests.training.canonical_history import make_history
 from tests.training.scorer_setup import empty_tracking_uri
 from training.backtest import (
+    DEFAULT_CALIBRATION_SLICE,
+    DEFAULT_RETRAIN_EVERY,
     BacktestOptions,
     BacktestResult,
     History,
@@ -238,6 +242,10 @@ def test_split_retrain_rows_orders_folds_with_purge() -> None:
         purge=purge,
     )
     assert len(sliced.calibration) == 31
+    with pytest.raises(InsufficientDataError, match="calibration slice of the newest 95 rows takes 95 of"):
+        split_retrain_rows(
+            frame, valid_fraction=0.2, calibration_fraction=0.1, calibration_slice=Span(rows=95), purge=purge
+        )
 
 
 # --- walk-forward -------------------------------------------------------------------------------
@@ -273,6 +281,12 @@ def test_walk_forward_never_trains_on_scored_rows(
         assert fit.ltv is not None
         ltv_rows = pd.concat([fit.ltv.train_rows, fit.ltv.test_rows])
         assert (ltv_rows["cutoff"] + pd.Timedelta(days=LTV_HORIZON_DAYS) < step.start).all()
+
+    for result in run.steps:
+        assert result.train_last_cutoff is not None
+        assert result.train_last_cutoff + horizon < result.start
+        in_step = run.predictions.loc[run.predictions["step"] == result.number, "cutoff"]
+        assert in_step.min() >= result.start
 
 
 def test_later_labels_do_not_change_a_step(workspace: Path, history: History, run: BacktestResult) -> None:
@@ -397,6 +411,8 @@ def test_command_writes_report_and_mlflow_run(tmp_path: Path, tables: CanonicalT
         str(data_dir),
         "--retrain-every",
         "once",
+        "--calibrate-on",
+        "fraction",
         "--start-fraction",
         "0.7",
         "--trials",
@@ -427,10 +443,21 @@ def test_command_writes_report_and_mlflow_run(tmp_path: Path, tables: CanonicalT
     client = tracking_client(tracking_uri)
     logged = client.get_run(run_id)
     assert logged.data.params["retrain_every"] == "once"
+    assert logged.data.params["calibration_slice"] == "off"
     assert 0.0 < logged.data.metrics["overall.model.conversion_auc"] <= 1.0
     assert [point.step for point in client.get_metric_history(run_id, "model.conversion_auc")] == [1]
     artifacts = {item.path for item in client.list_artifacts(run_id, "backtest")}
     assert "backtest/backtest.md" in artifacts
+
+
+def test_command_defaults_are_backtest_policy() -> None:
+    assert parse_span(DEFAULT_RETRAIN_EVERY_TEXT, option="--retrain-every") == DEFAULT_RETRAIN_EVERY
+    assert parse_span(DEFAULT_CALIBRATE_ON_TEXT, option="--calibrate-on") == DEFAULT_CALIBRATION_SLICE
+    defaults = {parameter.name: parameter.default for parameter in backtest_command.params}
+    assert defaults["retrain_every"] == DEFAULT_RETRAIN_EVERY_TEXT
+    assert defaults["calibrate_on"] == DEFAULT_CALIBRATE_ON_TEXT
+    assert defaults["window"] == "expanding"
+    assert defaults["recency_half_life"] is None
 
 
 def test_command_rejects_bad_cadence(tmp_path: Path) -> None:
