@@ -105,7 +105,7 @@ def build_features_chunked(
             yield frame
     logger.info(
         "built features for %d rows of %d leads in %d chunk(s); %d activities read, %d of them "
-        "for leads outside the spine, %d of leads not in leads.parquet (skipped)",
+        "for leads outside the spine and %d for leads not in leads.parquet (both skipped)",
         rows,
         len(leads),
         chunk_count,

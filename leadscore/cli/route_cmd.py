@@ -15,7 +15,7 @@ import click
 from data.schema import DEFAULT_TIMEZONE
 from leadscore.errors import ConfigError
 
-DEFAULT_REPORT = Path("experiments/results/routing-backtest.md")
+DEFAULT_REPORT = Path(".leadscore/routing-backtest/routing-backtest.md")
 
 
 @click.group()
