@@ -60,7 +60,9 @@ class _Tally:
             self.recorded += 1
         else:
             self.repeated += 1
-        if outcome.first_contact and outcome.lead_id not in self.closed:
+        # A lead without an assigned rep has no timer to close, although its contact is kept.
+        has_timer = outcome.sla_due_at is not None
+        if outcome.first_contact and has_timer and outcome.lead_id not in self.closed:
             self.closed.append(outcome.lead_id)
             if outcome.sla_met is False:
                 self.closed_late.append(outcome.lead_id)

@@ -521,3 +521,18 @@ def test_escalation_logs_ids_not_names(
     check_sla(store, policy, now=NOW + 5 * HOUR, action="return_to_queue")
     assert "SLA overdue: lead L1, rep S1, manager M1" in caplog.text
     assert "姓名S1" not in caplog.text
+
+
+def test_tally_lists_only_leads_with_timer() -> None:
+    from serving.event_reports import _Tally
+    from serving.sla import ContactOutcome
+
+    contacted = datetime(2025, 3, 3, 2, tzinfo=UTC)
+    tally = _Tally()
+
+    tally.add(ContactOutcome("ROUTED", True, True, contacted, contacted + timedelta(hours=4), True))
+    tally.add(ContactOutcome("NEVER-ROUTED", True, True, contacted, None, None))
+
+    assert tally.closed == ["ROUTED"]
+    assert tally.closed_late == []
+    assert tally.recorded == 2
