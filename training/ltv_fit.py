@@ -115,7 +115,7 @@ def fit_ltv_model(options: TrainOptions, frame: pd.DataFrame, spec: FeatureSpec)
             break
         except InsufficientDataError as error:
             note = f"LTV split with a {purge_days}-day purge failed: {error}"
-            logger.warning("%s", note)
+            logger.info("%s", note)
     if split is None:
         note = f"{note}; {ltv_window_hint(frame, config.ltv_horizon_days)}"
         logger.warning("no LTV model; ltv is %.2f, the %s. %s", fallback, basis, note)

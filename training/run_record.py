@@ -174,6 +174,7 @@ def log_run_to_mlflow(
     plots_dir: Path,
     bundle_dir: Path,
     bundle_version: str,
+    example: Mapping[str, Any],
 ) -> tuple[str, str, str | None]:
     """Log params, metrics, files and the pyfunc model; register it as challenger.
 
@@ -199,7 +200,7 @@ def log_run_to_mlflow(
             )
             mlflow.log_artifact(str(path), artifact_path=target)
         log_json_artifact(flatten_params(params), "report/params.json")
-        model_info = log_scorer_model(bundle_dir)
+        model_info = log_scorer_model(bundle_dir, example)
         run_id = run.info.run_id
 
     version: str | None = None

@@ -32,6 +32,7 @@ from data.folder import CanonicalTables
 from data.records import tables_from_records, timestamp_in_utc
 from features.inputs import lead_index
 from features.pipeline import build_features
+from features.spec import FeatureSpec
 from features.spine import lead_close_micros
 from features.windows import scalar_micros, timestamp_micros
 from leadscore.errors import DataValidationError
@@ -73,6 +74,20 @@ EXAMPLE_LEAD: dict[str, Any] = {
 }
 """A raw lead record in the payload format, logged as the pyfunc's input example."""
 MAX_TOP_REASONS = 20
+
+
+def example_lead_for(spec: FeatureSpec) -> dict[str, Any]:
+    """Return ``EXAMPLE_LEAD`` with each categorical field set to a category the spec was fitted on.
+
+    The example is scored when MLflow logs the model, and a category the model never saw would
+    log an unseen-category warning on every training run.
+    """
+    example = dict(EXAMPLE_LEAD)
+    for name, value in EXAMPLE_LEAD.items():
+        fitted = spec.categories.get(name)
+        if fitted and value not in fitted:
+            example[name] = fitted[0]
+    return example
 
 
 def score_tables(

@@ -263,15 +263,15 @@ def scorer_signature() -> Any:
     return ModelSignature(inputs=None, outputs=outputs, params=params)
 
 
-def log_scorer_model(bundle_dir: Path) -> Any:
+def log_scorer_model(bundle_dir: Path, example: Mapping[str, Any]) -> Any:
     """Log the bundle as the lead-scorer pyfunc (models from code) in the active run.
 
-    Returns MLflow's ``ModelInfo``; its ``model_uri`` is what the registry registers.
+    ``example`` is the raw lead record logged as the model's input example. Returns MLflow's
+    ``ModelInfo``; its ``model_uri`` is what the registry registers.
     """
     import mlflow
 
     from training.bundle import BUNDLE_ARTIFACT
-    from training.scorer import EXAMPLE_LEAD
 
     return mlflow.pyfunc.log_model(
         name=LOGGED_MODEL_NAME,
@@ -280,5 +280,5 @@ def log_scorer_model(bundle_dir: Path) -> Any:
         code_paths=None,
         pip_requirements=runtime_requirements(),
         signature=scorer_signature(),
-        input_example=[EXAMPLE_LEAD],
+        input_example=[dict(example)],
     )

@@ -73,7 +73,7 @@ from training.registry import (
     run_gate,
 )
 from training.run_record import build_card, log_run_to_mlflow, write_run_files
-from training.scorer import score_tables
+from training.scorer import example_lead_for, score_tables
 from training.split import SplitIndices, time_split
 from training.tracking import (
     DEFAULT_EXPERIMENT,
@@ -598,6 +598,7 @@ def train(options: TrainOptions) -> TrainResult:
                 plots_dir=work / "plots",
                 bundle_dir=bundle_dir,
                 bundle_version=bundle.bundle_version,
+                example=example_lead_for(bundle.feature_spec),
             )
 
         decision: GateDecision | None = None

@@ -17,7 +17,7 @@ from leadscore.errors import DataValidationError
 from tests.training import scorer_setup
 from training.pyfunc_model import records_from_input
 from training.registry import CHALLENGER, MODEL_NAME, register_challenger
-from training.scorer import SCORE_COLUMNS
+from training.scorer import EXAMPLE_LEAD, SCORE_COLUMNS, example_lead_for
 from training.tracking import (
     active_tracking_uri,
     default_artifact_location,
@@ -39,7 +39,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     client = tracking_client(uri)
     experiment_id = ensure_experiment(client, "pyfunc-test", default_artifact_location(uri, root))
     with active_tracking_uri(uri), mlflow.start_run(experiment_id=experiment_id) as run:
-        info = log_scorer_model(bundle_dir)
+        info = log_scorer_model(bundle_dir, EXAMPLE_LEAD)
     register_challenger(client, info.model_uri, run.info.run_id)
     return uri
 
@@ -164,3 +164,14 @@ def test_signature_describes_score_records() -> None:
         inferred.input_dict()["reasons_positive"].type
     )
     assert [spec.name for spec in scorer_signature().params.params] == ["as_of", "locale", "top_reasons"]
+
+
+def test_example_lead_uses_fitted_categories() -> None:
+    spec = scorer_setup.bundle().feature_spec
+
+    example = example_lead_for(spec)
+
+    for name, fitted in spec.categories.items():
+        if name in example and fitted:
+            assert example[name] in fitted, name
+    assert example["lead_id"] == EXAMPLE_LEAD["lead_id"]

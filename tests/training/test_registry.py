@@ -32,6 +32,7 @@ from training.registry import (
     run_gate,
     version_by_alias,
 )
+from training.scorer import EXAMPLE_LEAD
 from training.tracking import (
     active_tracking_uri,
     default_artifact_location,
@@ -184,7 +185,7 @@ def _log_and_register(uri: str, bundle: ScorerBundle, folder: Path) -> str:
     experiment_id = ensure_experiment(client, "registry-test", default_artifact_location(uri, folder))
     bundle_dir = bundle.save(folder / f"bundle-{uuid.uuid4().hex[:8]}")
     with active_tracking_uri(uri), mlflow.start_run(experiment_id=experiment_id) as run:
-        info = log_scorer_model(bundle_dir)
+        info = log_scorer_model(bundle_dir, EXAMPLE_LEAD)
     version = register_challenger(
         client, info.model_uri, run.info.run_id, tags={TAG_BUNDLE_VERSION: bundle.bundle_version}
     )
