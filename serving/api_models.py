@@ -4,8 +4,9 @@ The lead, activity, stage-change, order and rep fields are the canonical columns
 ``data.schema``, with the English and Chinese descriptions declared there. Every model rejects unknown fields
 (``extra="forbid"``). A missing required field is an error and is never filled in.
 
-Timestamps are ISO 8601. One without a UTC offset is read in the service's business
-timezone (``Settings.timezone``, Asia/Shanghai by default), as file imports do.
+Timestamps are ISO 8601 strings. One without a UTC offset is read in the service's business
+timezone (``Settings.timezone``, Asia/Shanghai by default), as file imports do. Numbers and
+timestamps are never coerced from other JSON types (see ``serving.input_types``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 from data.schema import (
     ACTIVITIES,
@@ -28,6 +37,13 @@ from data.schema import (
 )
 from data.stages import ALL_STAGES, normalize_stage
 from leadscore.i18n import Locale
+from serving.input_types import (
+    StrictFiniteFloat,
+    StrictNonNegativeFloat,
+    StrictNonNegativeInt,
+    Timestamp,
+    check_unicode,
+)
 
 MAX_LEADS_PER_REQUEST = 10_000
 MAX_ROUTE_LEADS_PER_REQUEST = 500
@@ -49,15 +65,23 @@ Identifier = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
     ),
+    AfterValidator(check_unicode),
 ]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LABEL_CHARS)]
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LABEL_CHARS),
+    AfterValidator(check_unicode),
+]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(check_unicode)]
+FiniteFloat = StrictFiniteFloat
 AttributeValue = bool | int | FiniteFloat | Text | None
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False)
 _ACCEPTED_STAGES = ", ".join(f"{stage.code}/{stage.name_zh}" for stage in ALL_STAGES)
-_TIME_NOTE = "ISO 8601; without a UTC offset it is read in the service's business timezone."
+_TIME_NOTE = (
+    "An ISO 8601 string such as 2026-03-01T09:30:00+08:00 (numbers such as Unix times are rejected); "
+    "without a UTC offset it is read in the service's business timezone."
+)
 
 
 def _stage_code(value: str) -> str:
@@ -67,7 +91,7 @@ def _stage_code(value: str) -> str:
     return code
 
 
-StageName = Annotated[str, AfterValidator(_stage_code)]
+StageName = Annotated[str, AfterValidator(check_unicode), AfterValidator(_stage_code)]
 
 
 class StrictModel(BaseModel):
@@ -90,7 +114,7 @@ def _doc(table: Table, name: str) -> str:
 ActivityType = Literal[ACTIVITY_TYPES]  # type: ignore[valid-type]
 ActivityDirection = Literal[DIRECTIONS]  # type: ignore[valid-type]
 Tier = Literal[TIERS]  # type: ignore[valid-type]
-NonNegativeFloat = Annotated[float, Field(allow_inf_nan=False, ge=0.0)]
+NonNegativeFloat = StrictNonNegativeFloat
 LabelList = Annotated[list[Label], Field(max_length=MAX_LIST_ITEMS)]
 
 
@@ -109,7 +133,7 @@ class LeadActivity(StrictModel):
     )
     lead_id: Identifier | None = Field(None, description="Optional; must equal the enclosing lead's id.")
     rep_id: Identifier | None = Field(None, description=_doc(ACTIVITIES, "rep_id"))
-    occurred_at: datetime = Field(description=_doc(ACTIVITIES, "occurred_at"))
+    occurred_at: Timestamp = Field(description=_doc(ACTIVITIES, "occurred_at"))
     type: ActivityType = Field(description=_doc(ACTIVITIES, "type"))
     direction: ActivityDirection = Field(description=_doc(ACTIVITIES, "direction"))
     outcome: Text | None = Field(None, description=_doc(ACTIVITIES, "outcome"))
@@ -120,7 +144,7 @@ class LeadStageChange(StrictModel):
 
     lead_id: Identifier | None = Field(None, description="Optional; must equal the enclosing lead's id.")
     stage: StageName = Field(description=_doc(STAGE_CHANGES, "stage"))
-    changed_at: datetime = Field(description=_doc(STAGE_CHANGES, "changed_at"))
+    changed_at: Timestamp = Field(description=_doc(STAGE_CHANGES, "changed_at"))
 
 
 class LeadOrder(StrictModel):
@@ -132,7 +156,7 @@ class LeadOrder(StrictModel):
     customer_id: Identifier | None = Field(
         None, description=_doc(ORDERS, "customer_id") + " Default: the lead's customer_id."
     )
-    ordered_at: datetime = Field(description=_doc(ORDERS, "ordered_at"))
+    ordered_at: Timestamp = Field(description=_doc(ORDERS, "ordered_at"))
     amount: FiniteFloat = Field(description=_doc(ORDERS, "amount"))
     currency: Label | None = Field(None, description=_doc(ORDERS, "currency"))
 
@@ -141,7 +165,7 @@ class LeadRecord(StrictModel):
     """One lead as the CRM captured it, with its recent activities, stage changes and orders."""
 
     lead_id: Identifier = Field(description=_doc(LEADS, "lead_id"))
-    created_at: datetime = Field(description=_doc(LEADS, "created_at"))
+    created_at: Timestamp = Field(description=_doc(LEADS, "created_at"))
     channel: Label | None = Field(None, description=_doc(LEADS, "channel"))
     campaign: Label | None = Field(None, description=_doc(LEADS, "campaign"))
     keyword: Label | None = Field(None, description=_doc(LEADS, "keyword"))
@@ -191,7 +215,7 @@ class ScoreRequest(StrictModel):
         max_length=MAX_LEADS_PER_REQUEST,
         description=f"1 to {MAX_LEADS_PER_REQUEST:,} leads, each with a unique lead_id. / 待评分线索。",
     )
-    as_of: datetime | None = Field(
+    as_of: Timestamp | None = Field(
         None,
         description="Scoring time: only events before it count. Default: now. " + _TIME_NOTE,
     )
@@ -208,7 +232,7 @@ class RouteRequest(StrictModel):
         max_length=MAX_ROUTE_LEADS_PER_REQUEST,
         description=f"1 to {MAX_ROUTE_LEADS_PER_REQUEST} leads, routed in the order given. / 待分配线索。",
     )
-    as_of: datetime | None = Field(
+    as_of: Timestamp | None = Field(
         None,
         description="Scoring and assignment time; the SLA deadline counts from it. Default: now. "
         + _TIME_NOTE,
@@ -320,19 +344,17 @@ class RepIn(StrictModel):
     """One rep of the roster."""
 
     rep_id: Identifier = Field(description=_doc(REPS, "rep_id"))
-    name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LABEL_CHARS)
-    ] = Field(description=_doc(REPS, "name"))
+    name: Label = Field(description=_doc(REPS, "name"))
     tier: Tier = Field(description=_doc(REPS, "tier"))
-    capacity: Annotated[int, Field(ge=0)] = Field(description=_doc(REPS, "capacity"))
+    capacity: StrictNonNegativeInt = Field(description=_doc(REPS, "capacity"))
     regions: LabelList | None = Field(
         None, description=_doc(REPS, "regions") + " Empty or absent: any region."
     )
     skills: LabelList | None = Field(
         None, description=_doc(REPS, "skills") + " Empty or absent: any industry."
     )
-    hired_at: datetime | None = Field(None, description=_doc(REPS, "hired_at"))
-    active: bool = Field(description=_doc(REPS, "active"))
+    hired_at: Timestamp | None = Field(None, description=_doc(REPS, "hired_at"))
+    active: StrictBool = Field(description=_doc(REPS, "active"))
     manager_id: Identifier | None = Field(None, description=_doc(REPS, "manager_id"))
 
 
@@ -342,7 +364,7 @@ class RosterUpdateRequest(StrictModel):
     reps: list[RepIn] = Field(
         min_length=1, max_length=MAX_REPS_PER_REQUEST, description="Reps, each rep_id once. / 销售名单。"
     )
-    replace: bool = Field(
+    replace: StrictBool = Field(
         False,
         description="True when reps is the whole roster: stored reps missing from it are made inactive "
         "(never deleted). / 为 true 时未列出的销售将被停用。",
@@ -388,7 +410,7 @@ class ReportedActivity(StrictModel):
     activity_id: Identifier = Field(description=_doc(ACTIVITIES, "activity_id"))
     lead_id: Identifier = Field(description=_doc(ACTIVITIES, "lead_id"))
     rep_id: Identifier | None = Field(None, description=_doc(ACTIVITIES, "rep_id"))
-    occurred_at: datetime = Field(description=_doc(ACTIVITIES, "occurred_at"))
+    occurred_at: Timestamp = Field(description=_doc(ACTIVITIES, "occurred_at"))
     type: ActivityType = Field(description=_doc(ACTIVITIES, "type"))
     direction: ActivityDirection = Field(description=_doc(ACTIVITIES, "direction"))
     outcome: Text | None = Field(
@@ -401,7 +423,7 @@ class ReportedStageChange(StrictModel):
 
     lead_id: Identifier = Field(description=_doc(STAGE_CHANGES, "lead_id"))
     stage: StageName = Field(description=_doc(STAGE_CHANGES, "stage"))
-    changed_at: datetime = Field(description=_doc(STAGE_CHANGES, "changed_at"))
+    changed_at: Timestamp = Field(description=_doc(STAGE_CHANGES, "changed_at"))
 
 
 class ActivitiesRequest(StrictModel):
@@ -429,7 +451,10 @@ class ActivitiesResponse(StrictModel):
     activities_repeated: int = Field(description="Activities already stored with the same content (ignored).")
     stage_changes_recorded: int = Field(description="New stage changes stored.")
     stage_changes_repeated: int = Field(description="Stage changes already stored (ignored).")
-    sla_closed: list[str] = Field(description="Lead ids whose first-contact timer this report closed.")
+    sla_closed: list[str] = Field(
+        description="Lead ids whose first-contact timer this report closed; leads never assigned to a rep "
+        "have no timer and are not listed."
+    )
     sla_closed_late: list[str] = Field(
         description="Of those, the leads first contacted after their deadline."
     )

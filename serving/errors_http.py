@@ -25,13 +25,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from leadscore.errors import ConflictError, DataValidationError, LeadscoreError
-from leadscore.i18n import DEFAULT_LOCALE, Locale, register_messages, translate
+from leadscore.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES, Locale, register_messages, translate
+from serving.input_types import LONE_SURROGATE_ERROR, TIMESTAMP_YEAR_ERROR
 
 logger = logging.getLogger(__name__)
 
 VALIDATION_CODE = "invalid_request"
+UNREADABLE_BODY_CODE = "unreadable_body"
+# The detail of the 400 that FastAPI (0.165) raises when request.json() fails with anything but a
+# JSONDecodeError. The original error is its __cause__.
+BODY_PARSE_DETAIL = "There was an error parsing the body"
 INTERNAL_CODE = "internal_error"
 DATABASE_CODE = "database_unavailable"
 MAX_VALUE_CHARS = 120
@@ -61,9 +67,35 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "{field}={value} is out of range; expected a value {allowed}",
         "zh-CN": "{field}={value} 超出范围，应 {allowed}",
     },
-    "http.length": {
-        "en": "{field} has {actual} items or characters; expected {allowed}",
-        "zh-CN": "{field} 含 {actual} 个元素或字符，应为{allowed}",
+    "http.too_few_items": {
+        "en": "{field} must contain at least {minimum} {noun}; it has {actual}",
+        "zh-CN": "{field} 至少应包含 {minimum} 项，实际为 {actual} 项",
+    },
+    "http.too_many_items": {
+        "en": "{field} has {actual} items, more than the maximum of {maximum}; send at most {maximum}",
+        "zh-CN": "{field} 含 {actual} 项，超过上限 {maximum} 项",
+    },
+    "http.text_empty": {
+        "en": "{field} must not be empty or blank",
+        "zh-CN": "{field} 不能为空或只含空白",
+    },
+    "http.text_too_short": {
+        "en": "{field} has {actual} characters; send at least {minimum}",
+        "zh-CN": "{field} 长度为 {actual} 个字符，至少应为 {minimum} 个",
+    },
+    "http.text_too_long": {
+        "en": "{field} has {actual} characters, more than the maximum of {maximum}; send at most {maximum}",
+        "zh-CN": "{field} 长度为 {actual} 个字符，超过上限 {maximum} 个",
+    },
+    "http.lone_surrogate": {
+        "en": "{field}={value} is not valid Unicode text because it contains a lone UTF-16 surrogate; "
+        "send the text encoded as UTF-8",
+        "zh-CN": "{field}={value} 含有单独的 UTF-16 代理码元，不是有效的 Unicode 文本，"
+        "请发送 UTF-8 编码的文本",
+    },
+    "http.timestamp_year": {
+        "en": "{field}={value} is outside the supported years {first} to {last}; check the date",
+        "zh-CN": "{field}={value} 超出支持的年份范围 {first} 至 {last}，请检查日期",
     },
     "http.naive_time": {
         "en": "{field}={value} has no UTC offset; expected {allowed}",
@@ -76,6 +108,24 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "http.json": {
         "en": "the request body is not valid JSON ({detail}); send a UTF-8 JSON object",
         "zh-CN": "请求体不是有效的 JSON（{detail}），请发送 UTF-8 编码的 JSON 对象",
+    },
+    "http.body_not_utf8": {
+        "en": "the request body is not valid UTF-8 (byte {byte} at position {position}); "
+        "send a JSON object encoded as UTF-8",
+        "zh-CN": "请求体不是有效的 UTF-8（位置 {position} 的字节 {byte}），请发送 UTF-8 编码的 JSON 对象",
+    },
+    "http.body_too_deep": {
+        "en": "the request body nests JSON arrays or objects too deeply to parse; "
+        "send a UTF-8 JSON object as docs/api.md describes",
+        "zh-CN": "请求体中 JSON 数组或对象的嵌套层数过多，无法解析，请按 API 文档发送 UTF-8 编码的 JSON 对象",
+    },
+    "http.body_unreadable": {
+        "en": "the request body cannot be parsed as JSON ({detail}); send a UTF-8 JSON object",
+        "zh-CN": "请求体无法解析为 JSON（{detail}），请发送 UTF-8 编码的 JSON 对象",
+    },
+    "http.trailing_slash": {
+        "en": "no endpoint at {path}; send the request to {suggested}, without the trailing slash",
+        "zh-CN": "不存在接口 {path}；请改为请求 {suggested}（去掉末尾的斜杠）",
     },
     "http.invalid": {"en": "{field} is invalid: {detail}", "zh-CN": "{field} 无效：{detail}"},
     "http.several": {
@@ -213,10 +263,10 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "field": self.field,
+            "field": utf8_safe(self.field) if self.field else None,
             "value": self.value,
             "allowed": self.allowed,
-            "message": self.message,
+            "message": utf8_safe(self.message),
             "type": self.type,
         }
 
@@ -247,8 +297,8 @@ def error_body(
     first = problems[0] if problems else None
     return {
         "code": code,
-        "message": message,
-        "field": first.field if first else None,
+        "message": utf8_safe(message),
+        "field": utf8_safe(first.field) if first and first.field else None,
         "value": first.value if first else None,
         "allowed": first.allowed if first else None,
         "request_id": request_id,
@@ -407,15 +457,68 @@ def _describe_range(view: _ErrorView) -> Problem:
 
 
 def _describe_length(view: _ErrorView) -> Problem:
-    actual = view.context.get("actual_length", "?")
+    """Describe a list, object or text of the wrong length, counting what was received."""
+    actual = _received_length(view)
+    minimum = view.context.get("min_length")
+    maximum = view.context.get("max_length")
+    is_text = view.error_type.startswith("string_")
+    too_short = view.error_type.endswith("too_short")
+    if is_text and too_short and minimum == 1:
+        message = translate("http.text_empty", view.locale, field=view.shown_field)
+    elif is_text:
+        key = "http.text_too_short" if too_short else "http.text_too_long"
+        message = translate(
+            key, view.locale, field=view.shown_field, actual=actual, minimum=minimum, maximum=maximum
+        )
+    elif too_short:
+        noun = _item_noun(view.location, minimum)
+        message = translate(
+            "http.too_few_items",
+            view.locale,
+            field=view.shown_field,
+            minimum=minimum,
+            noun=noun,
+            actual=actual,
+        )
+    else:
+        message = translate(
+            "http.too_many_items", view.locale, field=view.shown_field, actual=actual, maximum=maximum
+        )
+    value = view.value if is_text else None
+    return Problem(view.field, value, _length_bounds(view.context, "en"), message, view.error_type)
+
+
+def _received_length(view: _ErrorView) -> int | str:
+    """Return the length of the received value. Pydantic reports it for lists but not for text."""
+    if isinstance(view.raw_input, str | list | tuple | dict):
+        return len(view.raw_input)
+    return str(view.context.get("actual_length", "?"))
+
+
+def _item_noun(location: Sequence[Any], count: object) -> str:
+    """Return the word for one item of the list at ``location``: leads -> lead, activities -> activity."""
+    names = [part for part in location if isinstance(part, str) and part not in _LOCATION_ROOTS]
+    name = names[-1] if names else "item"
+    if count != 1:
+        return name if names else "items"
+    if name.endswith("ies"):
+        return name[:-3] + "y"
+    return name[:-1] if name.endswith("s") else name
+
+
+def _describe_lone_surrogate(view: _ErrorView) -> Problem:
+    # repr() writes the surrogate as one escape, but the cut ``view.value`` already contains escapes.
+    quoted_input = repr(str(view.raw_input)[:MAX_VALUE_CHARS])
+    message = translate("http.lone_surrogate", view.locale, field=view.shown_field, value=quoted_input)
+    return Problem(view.field, view.value, "valid Unicode text", message, view.error_type)
+
+
+def _describe_timestamp_year(view: _ErrorView) -> Problem:
+    first, last = view.context.get("first"), view.context.get("last")
     message = translate(
-        "http.length",
-        view.locale,
-        field=view.shown_field,
-        actual=actual,
-        allowed=_length_bounds(view.context, view.locale),
+        "http.timestamp_year", view.locale, field=view.shown_field, value=view.value, first=first, last=last
     )
-    return Problem(view.field, None, _length_bounds(view.context, "en"), message, view.error_type)
+    return Problem(view.field, view.value, f"a year from {first} to {last}", message, view.error_type)
 
 
 _DESCRIBERS: dict[str, Callable[[_ErrorView], Problem]] = {
@@ -425,6 +528,8 @@ _DESCRIBERS: dict[str, Callable[[_ErrorView], Problem]] = {
     "timezone_aware": _describe_naive_time,
     "literal_error": _describe_choice,
     "enum": _describe_choice,
+    LONE_SURROGATE_ERROR: _describe_lone_surrogate,
+    TIMESTAMP_YEAR_ERROR: _describe_timestamp_year,
 }
 
 
@@ -443,18 +548,32 @@ def format_location(location: Sequence[Any]) -> str | None:
 
 
 def displayable_value(value: Any) -> Any:
-    """Return a received value safe to put in JSON: scalars as is (long text cut), containers summarized."""
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+    """Return a received value safe to put in JSON: scalars as is, long text and long numbers cut.
+
+    Containers are summarized. A cut number becomes text that ends in "…", and a lone UTF-16
+    surrogate becomes its escape, such as ``\\ud800``, so the body can be encoded as UTF-8.
+    """
+    if value is None or isinstance(value, bool | float | int):
+        return _displayable_number(value)
     if isinstance(value, str):
-        return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + "…"
+        text = value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + "…"
+        return utf8_safe(text)
     if isinstance(value, Mapping):
         return f"<object with {len(value)} keys>"
     if isinstance(value, list | tuple):
         return f"<array of {len(value)} items>"
     return f"<{type(value).__name__}>"
+
+
+def _displayable_number(value: bool | float | int | None) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, bool):
+        return value
+    digits = str(value)
+    if len(digits) <= MAX_VALUE_CHARS:
+        return value
+    return f"{digits[:MAX_VALUE_CHARS]}… ({len(digits)} digits)"
 
 
 def accepted_fields(model: type[BaseModel] | None, path: Sequence[Any]) -> list[str]:
@@ -506,7 +625,55 @@ def _length_bounds(context: Mapping[str, Any], locale: Locale) -> str:
 
 
 def _quoted(value: Any) -> str:
-    return "null" if value is None else repr(value)
+    """Return ``value`` as it reads in JSON for null and booleans, else as its Python repr."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def utf8_safe(text: str) -> str:
+    """Return ``text`` with each character UTF-8 cannot encode written as an escape such as ``\\ud800``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# --- routing and body-parsing errors -----------------------------------------------------------
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(app: Any, scope: Mapping[str, Any]) -> list[str]:
+    """Return the methods that some route of ``app`` fully matches at the scope's path.
+
+    Each method is tried through the public ``matches`` of the routes, because FastAPI 0.165
+    wraps its routes in one router object that has no ``methods`` of its own.
+    """
+    routes = list(getattr(app, "routes", ()))
+    allowed = []
+    for method in _METHOD_ORDER:
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
+
+
+def trailing_slash_text(locale: Locale, path: str, suggested: str) -> str:
+    """Return the 404 message for ``path`` that only differs from the endpoint ``suggested`` by a slash."""
+    register_error_messages()
+    return translate("http.trailing_slash", locale, path=path, suggested=suggested)
+
+
+def unreadable_body_message(cause: BaseException | None, locale: Locale) -> str:
+    """Return what made a request body unreadable as JSON and what to send instead."""
+    register_error_messages()
+    if isinstance(cause, UnicodeDecodeError):
+        byte = f"0x{cause.object[cause.start]:02x}"
+        return translate("http.body_not_utf8", locale, byte=byte, position=cause.start)
+    if isinstance(cause, RecursionError):
+        return translate("http.body_too_deep", locale)
+    detail = utf8_safe(str(cause))[:MAX_VALUE_CHARS] if cause is not None else "unknown error"
+    return translate("http.body_unreadable", locale, detail=detail)
 
 
 # --- FastAPI exception handlers ----------------------------------------------------------------
@@ -570,12 +737,29 @@ def install_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
         _remember_error(request, failure.code)
         return _json(failure.http_status, leadscore_error_body(failure, locale, _request_id(request)))
 
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(RequestProblemsError, on_request_problems)
+    app.add_exception_handler(ConflictProblemsError, on_conflict_problems)
+    app.add_exception_handler(LeadscoreError, on_leadscore_error)
+    _install_http_error_handler(app, hooks)
+    _install_server_error_handlers(app, hooks)
+
+
+def _install_http_error_handler(app: FastAPI, hooks: ErrorHooks) -> None:
+    """Register the handler of Starlette's HTTP errors: unknown path or method, unreadable body."""
+
     async def on_http_error(request: Request, error: Exception) -> JSONResponse:
         http_error = typing.cast(StarletteHTTPException, error)
         locale = _request_locale(request, hooks, None)
         status = http_error.status_code
         allow = (http_error.headers or {}).get("Allow", "")
+        if status == 405:
+            # Starlette names only the methods of the first route with this path (GET of GET /reps
+            # when PUT /reps exists too), so the methods of every matching route are collected.
+            allow = ", ".join(allowed_methods(request.app, request.scope)) or allow
         code, message = routing_error_text(status, locale, request.method, request.url.path, allow)
+        if status == 400 and http_error.detail == BODY_PARSE_DETAIL:
+            code, message = UNREADABLE_BODY_CODE, unreadable_body_message(http_error.__cause__, locale)
         if code is None:
             code = f"http_{status}"
             register_error_messages()
@@ -586,12 +770,7 @@ def install_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
             response.headers["Allow"] = allow
         return response
 
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(RequestProblemsError, on_request_problems)
-    app.add_exception_handler(ConflictProblemsError, on_conflict_problems)
-    app.add_exception_handler(LeadscoreError, on_leadscore_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    _install_server_error_handlers(app, hooks)
 
 
 def _install_server_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
@@ -612,6 +791,9 @@ def _install_server_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
         logger.exception(
             "request %s failed with an unexpected %s", _request_id(request), type(error).__name__
         )
+        # Starlette re-raises the error after this response is sent; the request guard catches
+        # it there and must not log it a second time.
+        request.state.error_logged = True
         _remember_error(request, INTERNAL_CODE)
         return _json(500, internal_error_body(locale, _request_id(request)))
 
@@ -621,8 +803,12 @@ def _install_server_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
 
 
 def _request_locale(request: Request, hooks: ErrorHooks, body: Any) -> Locale:
+    """Return the locale an endpoint chose for this request, else the one named by ``body`` or headers."""
     from serving.request_locale import locale_from_body, locale_from_headers
 
+    chosen = getattr(request.state, "locale", None)
+    if chosen in SUPPORTED_LOCALES:
+        return typing.cast(Locale, chosen)
     from_body = locale_from_body(body)
     if from_body is not None:
         return from_body

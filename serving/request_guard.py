@@ -9,7 +9,10 @@ For each HTTP request it
    and by counting bytes for chunked bodies;
 4. writes one log line with the request id, method, path, status, duration and the lead ids
    that the endpoint recorded in ``request.state.lead_ids``. Bodies, names and phone numbers
-   never reach the log.
+   never reach the log;
+5. turns an exception that escapes the app into an ordinary JSON 500 response. Starlette sends
+   its 500 and then re-raises, and uvicorn closes the keep-alive connection when the exception
+   reaches it, so the guard keeps it from the server.
 
 Health, readiness, metrics and the API docs are public, and probes of them are not logged.
 """
@@ -20,16 +23,24 @@ import json
 import logging
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from leadscore.errors import PayloadTooLargeError
-from leadscore.i18n import Locale, translate
+from leadscore.i18n import DEFAULT_LOCALE, Locale, translate
 from serving.auth import BearerTokenVerifier
-from serving.errors_http import error_body, register_error_messages, routing_error_text
+from serving.errors_http import (
+    INTERNAL_CODE,
+    error_body,
+    register_error_messages,
+    routing_error_text,
+    trailing_slash_text,
+)
 from serving.metrics import ServiceMetrics
+from serving.public_pages import DOCS_PATH, INDEX_PATH, send_index_page, with_service_info
 from serving.request_locale import locale_from_headers
 
 logger = logging.getLogger(__name__)
@@ -77,20 +88,61 @@ class RequestGuard:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         path = str(scope.get("path", ""))
-        outcome: dict[str, Any] = {"status": 500}
+        outcome: dict[str, Any] = {"status": 500, "started": False}
 
         async def send_with_request_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 outcome["status"] = message["status"]
+                outcome["started"] = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("ascii"))]
             await send(message)
 
         try:
             await self._guarded(scope, receive, send_with_request_id, headers, request_id, path)
+        except Exception as error:
+            await self._answer_unexpected(error, scope, headers, send_with_request_id, outcome, request_id)
         finally:
             if path not in UNLOGGED_PATHS:
                 _log_request(scope, state, outcome["status"], time.perf_counter() - started, request_id)
+
+    async def _answer_unexpected(
+        self,
+        error: Exception,
+        scope: Scope,
+        headers: dict[str, str],
+        send: Send,
+        outcome: dict[str, Any],
+        request_id: str,
+    ) -> None:
+        """Log an exception that escaped the app once, and send a JSON 500 unless a response started.
+
+        The error ends here on purpose. Re-raising it would make the ASGI server close the
+        connection, and the client's next request on it would be reset.
+        """
+        state = scope["state"]
+        if not state.get("error_logged"):
+            logger.error(
+                "request %s failed with an unexpected %s", request_id, type(error).__name__, exc_info=error
+            )
+        state["error_code"] = INTERNAL_CODE
+        if outcome["started"]:
+            # The app's own 500 handler (or a response cut short) went out already.
+            return
+
+        locale = state.get("locale") or self._locale(scope, headers)
+        await _send_error(
+            send, 500, INTERNAL_CODE, _message("http.internal", locale, request_id=request_id), request_id
+        )
+
+    def _locale(self, scope: Scope, headers: dict[str, str]) -> Locale:
+        """Return the locale of the query or Accept-Language, else the service default (en before start)."""
+        try:
+            default = self.config_provider().default_locale
+        except Exception:
+            # The config provider needs the started service, but an error page must render before that.
+            default = DEFAULT_LOCALE
+        return locale_from_headers(scope.get("query_string", b""), headers, default)
 
     async def _guarded(
         self,
@@ -102,7 +154,7 @@ class RequestGuard:
         path: str,
     ) -> None:
         if _is_public(path):
-            await self.app(scope, receive, send)
+            await self._public(scope, receive, send, headers, request_id, path)
             return
 
         config = self.config_provider()
@@ -139,6 +191,20 @@ class RequestGuard:
             await self._reject_too_large(send, config, locale, request_id, scope, None)
             return
         await self.app(scope, replay, send)
+
+    async def _public(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], request_id: str, path: str
+    ) -> None:
+        """Serve a public path: the index page here, anything else by the app with JSON routing errors."""
+        method = str(scope.get("method", ""))
+        if path == INDEX_PATH and method in ("GET", "HEAD"):
+            await send_index_page(send, method)
+            return
+
+        if path == DOCS_PATH:
+            send = with_service_info(send)
+        locale = self._locale(scope, headers)
+        await self.app(scope, receive, _routing_errors_as_json(send, scope, locale, request_id))
 
     async def _reject_too_large(
         self,
@@ -197,7 +263,10 @@ def _routing_errors_as_json(send: Send, scope: Scope, locale: Locale, request_id
     """Wrap ``send`` so the framework's plain-text 404 and 405 responses become JSON error bodies.
 
     The endpoints' own 404 responses are JSON already and pass through. For an unknown path
-    the framework sends a short text body, which the wrapper drops and replaces.
+    the framework sends a short text body, which the wrapper drops and replaces. BentoML's
+    router responds to a path with a trailing slash, such as ``/score/``, with an empty 307
+    redirect to ``/score``. That becomes a 404 naming the endpoint, because a client that does
+    not follow redirects would see no error at all.
     """
     replaced: dict[str, Any] = {}
 
@@ -210,24 +279,41 @@ def _routing_errors_as_json(send: Send, scope: Scope, locale: Locale, request_id
             }
             is_json = response_headers.get("content-type", "").startswith("application/json")
             if status in (404, 405) and not is_json:
-                replaced["status"] = status
-                replaced["allow"] = response_headers.get("allow", "")
+                replaced.update(status=status, allow=response_headers.get("allow", ""), suggested=None)
+                return
+            suggested = _slash_redirect_target(scope, status, response_headers.get("location", ""))
+            if suggested is not None:
+                replaced.update(status=404, allow="", suggested=suggested)
                 return
         elif message["type"] == "http.response.body" and replaced:
             if message.get("more_body", False):
                 return
-            await _send_routing_error(send, scope, locale, request_id, replaced["status"], replaced["allow"])
+            await _send_routing_error(send, scope, locale, request_id, replaced)
             return
         await send(message)
 
     return send_json_errors
 
 
+def _slash_redirect_target(scope: Scope, status: int, location: str) -> str | None:
+    """Return the path a redirect points to when it only drops the request path's trailing slash."""
+    path = str(scope.get("path", ""))
+    if status not in (307, 308) or len(path) < 2 or not path.endswith("/"):
+        return None
+    target = urllib.parse.urlsplit(location).path
+    return target if target == path.rstrip("/") else None
+
+
 async def _send_routing_error(
-    send: Send, scope: Scope, locale: Locale, request_id: str, status: int, allow: str
+    send: Send, scope: Scope, locale: Locale, request_id: str, replaced: dict[str, Any]
 ) -> None:
     method, path = str(scope.get("method", "")), str(scope.get("path", ""))
-    code, message = routing_error_text(status, locale, method, path, allow)
+    status, allow = int(replaced["status"]), str(replaced["allow"])
+    code: str | None
+    if replaced["suggested"] is not None:
+        code, message = "not_found", trailing_slash_text(locale, path, replaced["suggested"])
+    else:
+        code, message = routing_error_text(status, locale, method, path, allow)
     code = code or f"http_{status}"
     scope.setdefault("state", {})["error_code"] = code
     extra = [(b"allow", allow.encode("latin-1"))] if allow else None

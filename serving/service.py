@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import typing
-from datetime import datetime
 from typing import Annotated, Any
 
 import bentoml
@@ -47,6 +46,8 @@ from serving.api_models import (
 )
 from serving.errors_http import ErrorHooks, install_error_handlers
 from serving.event_reports import record_reports
+from serving.input_types import Timestamp
+from serving.public_pages import API_DESCRIPTION
 from serving.request_guard import GuardConfig, RequestGuard
 from serving.request_locale import locale_from_headers
 from serving.roster_views import overdue_response, roster_response, update_roster
@@ -67,8 +68,7 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 api = FastAPI(
     title="leadscore",
     version=__version__,
-    description="Score sales leads (conversion probability, lifetime value, reasons) and route them to reps. "
-    "Send 'Authorization: Bearer <token>' with every request.",
+    description=API_DESCRIPTION,
     docs_url=None,
     redoc_url=None,
     openapi_url=None,
@@ -108,11 +108,17 @@ def _json_response(body: BaseModel) -> Response:
 
 
 def _request_locale(request: Request, body_locale: Locale | None) -> Locale:
-    """Return the body's locale, else the query parameter or Accept-Language, else the service default."""
-    if body_locale is not None:
-        return body_locale
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    return locale_from_headers(request.scope.get("query_string", b""), headers, _default_locale())
+    """Return the body's locale, else the query parameter or Accept-Language, else the service default.
+
+    The choice is kept in ``request.state.locale``, so an error raised later in the request is
+    reported in the same language.
+    """
+    locale = body_locale
+    if locale is None:
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        locale = locale_from_headers(request.scope.get("query_string", b""), headers, _default_locale())
+    request.state.locale = locale
+    return locale
 
 
 @bentoml.service(
@@ -210,7 +216,7 @@ class LeadscoreService:
     def sla_overdue(
         self,
         as_of: Annotated[
-            datetime | None,
+            Timestamp | None,
             Query(
                 description="Time to compare deadlines with; default now. ISO 8601, naive = business time."
             ),

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+import leadscore
 from tests.serving.service_harness import (
     RunningServer,
     serve_command,
@@ -309,6 +310,18 @@ def test_unknown_path_returns_json(client: httpx.Client) -> None:
     assert "POST" in wrong_method.json()["message"]
 
 
+def test_index_page_is_leadscore(server: RunningServer) -> None:
+    page = httpx.get(f"{server.base_url}/", timeout=30)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<title>leadscore API" in page.text
+    assert "googletagmanager" not in page.text
+    assert "BentoML Prediction Service" not in page.text
+    info = httpx.get(f"{server.base_url}/docs.json", timeout=30).json()["info"]
+    assert info["version"] == leadscore.__version__
+    assert "BentoML" not in info["description"]
+
+
 def test_openapi_describes_every_field(server: RunningServer) -> None:
     spec = httpx.get(f"{server.base_url}/docs.json", timeout=30).json()
     for path in ("/score", "/route", "/reps", "/activities", "/sla/overdue", "/model"):
@@ -563,6 +576,235 @@ def test_payload_too_large_when_chunked(server: RunningServer) -> None:
     assert status == 413
     assert body["code"] == "payload_too_large"
     assert f"over the limit of {MAX_REQUEST_BYTES} bytes" in body["message"]
+
+
+def _read_response(connection: socket.socket) -> tuple[int, dict[str, Any]]:
+    """Read one HTTP/1.1 response with a Content-Length from an open connection."""
+    received = b""
+    while b"\r\n\r\n" not in received or len(received) < _expected_length(received):
+        chunk = connection.recv(65536)
+        assert chunk, f"the server closed the connection; received so far: {received[:300]!r}"
+        received += chunk
+    header_block, _, payload = received.partition(b"\r\n\r\n")
+    return int(header_block.split(b" ", 2)[1]), json.loads(payload)
+
+
+def _post_on(
+    connection: socket.socket, server: RunningServer, path: str, body: bytes
+) -> tuple[int, dict[str, Any]]:
+    """Send one keep-alive POST on an open connection and return the status and JSON body."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {server.token}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    connection.sendall(head.encode("latin-1") + body)
+    return _read_response(connection)
+
+
+# Inputs that once escaped as HTTP 500, after which the server dropped the keep-alive connection.
+FORMER_500_BODIES = [
+    b'{"leads": [{"lead_id": "\\ud800", "created_at": "2026-01-01T00:00:00Z"}]}',
+    _body([{"lead_id": "Y2300", "created_at": _JAN}], as_of="2300-01-01T00:00:00Z"),
+    _body([{"lead_id": "Y2300", "created_at": "2300-01-01T00:00:00Z"}]),
+    _body([{"lead_id": "GAP", "created_at": "1988-04-17T02:30:00"}], as_of=_JAN),
+    _body([{"lead_id": "REPEAT", "created_at": "1987-01-01T00:00:00Z"}], as_of="1988-09-11T01:30:00"),
+]
+
+
+def test_rejections_keep_the_connection(server: RunningServer) -> None:
+    valid = json.dumps({"leads": [lead(unique("KA"))]}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=120) as connection:
+        for _ in range(3):
+            for content in FORMER_500_BODIES:
+                status, body = _post_on(connection, server, "/score", content)
+                assert status == 422, body
+                assert body["code"] in {"invalid_request", "invalid_data"}
+                status, body = _post_on(connection, server, "/score", valid)
+                assert status == 200, body
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"leads": [{"lead_id": "Y", "created_at": _JAN}], "as_of": "2300-01-01T00:00:00Z"}, "as_of"),
+        ({"leads": [{"lead_id": "Y", "created_at": "2300-01-01T00:00:00Z"}]}, "leads[0].created_at"),
+    ],
+)
+def test_year_past_2261_rejected_with_field(
+    client: httpx.Client, payload: dict[str, Any], field: str
+) -> None:
+    response = client.post("/score", json=payload)
+    assert response.status_code == 422
+    body = _problem(response)
+    assert body["code"] == "invalid_request"
+    assert body["field"] == field
+    assert body["value"] == "2300-01-01T00:00:00Z"
+    assert (
+        body["message"]
+        == f"{field}=2300-01-01T00:00:00Z is outside the supported years 1678 to 2261; check the date"
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "shown"),
+    [
+        (
+            {"leads": [{"lead_id": "GAP", "created_at": "1988-04-17T02:30:00"}], "as_of": _JAN},
+            "'1988-04-17 02:30:00'",
+        ),
+        (
+            {
+                "leads": [{"lead_id": "REP", "created_at": "1987-01-01T00:00:00Z"}],
+                "as_of": "1988-09-11T01:30:00",
+            },
+            "as_of '1988-09-11 01:30:00'",
+        ),
+    ],
+)
+def test_daylight_saving_local_time_rejected(
+    client: httpx.Client, payload: dict[str, Any], shown: str
+) -> None:
+    response = client.post("/score", json=payload)
+    assert response.status_code == 422
+    body = _problem(response)
+    assert body["code"] == "invalid_data"
+    assert body["message"].startswith(shown)
+    assert "daylight-saving change in Asia/Shanghai" in body["message"]
+
+
+def test_lone_surrogate_rejected_with_field(server: RunningServer) -> None:
+    content = b'{"leads": [{"lead_id": "a", "channel": "\\ud800", "created_at": "2026-01-01T00:00:00Z"}]}'
+    with server.client() as http:
+        response = http.post("/score", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    body = _problem(response)
+    assert body["field"] == "leads[0].channel"
+    assert body["value"] == "\\ud800"
+    assert "lone UTF-16 surrogate" in body["message"]
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE", "POST"])
+def test_method_not_allowed_lists_every_method(client: httpx.Client, method: str) -> None:
+    response = client.request(method, "/reps", json={})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, PUT"
+    assert response.json()["message"] == f"{method} is not allowed on /reps; use GET, PUT"
+
+
+def test_body_not_utf8_gets_unreadable_body(client: httpx.Client) -> None:
+    content = json.dumps({"leads": [{"lead_id": "线索", "created_at": _JAN}]}, ensure_ascii=False).encode(
+        "gb18030"
+    )
+    response = client.post("/score", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    body = _problem(response)
+    assert body["code"] == "unreadable_body"
+    assert body["message"].startswith("the request body is not valid UTF-8 (byte 0xcf at position ")
+    assert body["message"].endswith("send a JSON object encoded as UTF-8")
+
+
+def test_deeply_nested_body_gets_unreadable_body(client: httpx.Client) -> None:
+    content = b"[" * 5000 + b"]" * 5000
+    response = client.post(
+        "/score", content=content, headers={"Content-Type": "application/json", "Accept-Language": "zh-CN"}
+    )
+    assert response.status_code == 400
+    body = _problem(response)
+    assert body["code"] == "unreadable_body"
+    assert body["message"].startswith("请求体中 JSON 数组或对象的嵌套层数过多")
+
+
+def test_trailing_slash_gets_json_404(client: httpx.Client) -> None:
+    response = client.post("/score/", json={"leads": [lead(unique("SL"))]})
+    assert response.status_code == 404
+    body = _problem(response)
+    assert body["code"] == "not_found"
+    assert body["message"] == "no endpoint at /score/; send the request to /score, without the trailing slash"
+
+
+def test_root_and_double_slash_errors_are_json(server: RunningServer, client: httpx.Client) -> None:
+    post_root = client.post("/", json={})
+    assert post_root.status_code == 405
+    assert post_root.headers["content-type"].startswith("application/json")
+    assert post_root.json()["code"] == "method_not_allowed"
+    head = (
+        "POST //score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {server.token}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+    )
+    status, body = _raw_exchange(server, head, [b"{}"])
+    assert status == 404
+    assert body["code"] == "not_found"
+    assert body["message"].startswith("no endpoint at //score")
+
+
+def test_length_errors_count_what_was_sent(client: httpx.Client) -> None:
+    long_id = _problem(client.post("/score", json={"leads": [lead("x" * 100_000)]}))
+    assert (
+        long_id["message"]
+        == "leads[0].lead_id has 100000 characters, more than the maximum of 128; send at most 128"
+    )
+    empty = _problem(client.post("/score", json={"leads": []}))
+    assert empty["message"] == "leads must contain at least 1 lead; it has 0"
+    content = (
+        b'{"leads": [{"lead_id": "a", "created_at": "2026-01-01T00:00:00Z", "declared_budget": '
+        + b"9" * 400
+        + b"}]}"
+    )
+    huge = _problem(client.post("/score", content=content, headers={"Content-Type": "application/json"}))
+    assert huge["value"] == "9" * 120 + "… (400 digits)"
+    assert "9" * 121 not in huge["message"]
+
+
+@pytest.mark.parametrize(
+    ("request_options"),
+    [
+        {"locale_in_body": True},
+        {"params": {"locale": "zh-CN"}},
+        {"headers": {"Accept-Language": "zh-CN,en;q=0.5"}},
+    ],
+    ids=["body", "query", "accept-language"],
+)
+def test_invalid_data_message_in_chinese(client: httpx.Client, request_options: dict[str, Any]) -> None:
+    options = dict(request_options)
+    payload: dict[str, Any] = {"leads": [lead(unique("ZH"))], "as_of": _iso(_now() - dt.timedelta(days=30))}
+    if options.pop("locale_in_body", False):
+        payload["locale"] = "zh-CN"
+    body = _problem(client.post("/score", json=payload, **options))
+    assert body["code"] == "invalid_data"
+    assert body["message"].startswith("数据无效：")
+    assert "created at or after as_of" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "value"),
+    [
+        ({"declared_budget": True}, "leads[0].declared_budget", True),
+        ({"declared_budget": "200000"}, "leads[0].declared_budget", "200000"),
+        ({"declared_budget": "1e3"}, "leads[0].declared_budget", "1e3"),
+        ({"created_at": 1700000000}, "leads[0].created_at", 1700000000),
+        (
+            {"activities": [{"occurred_at": 1700000000, "type": "call", "direction": "outbound"}]},
+            "leads[0].activities[0].occurred_at",
+            1700000000,
+        ),
+    ],
+)
+def test_lax_values_rejected(client: httpx.Client, fields: dict[str, Any], field: str, value: Any) -> None:
+    response = client.post("/score", json={"leads": [lead(unique("LAX"), **fields)]})
+    assert response.status_code == 422
+    body = _problem(response)
+    assert body["code"] == "invalid_request"
+    assert body["field"] == field
+    assert body["value"] == value
+    assert "has the invalid value" in body["message"]
+
+
+def test_rep_capacity_string_rejected(client: httpx.Client) -> None:
+    rep = {"rep_id": "R-LAX", "name": "周五", "tier": "regular", "capacity": "5", "active": True}
+    body = _problem(client.put("/reps", json={"reps": [rep]}))
+    assert body["field"] == "reps[0].capacity"
+    assert body["allowed"] == "an integer"
+    assert "R-LAX" not in rep_loads(client)
 
 
 # --- route -----------------------------------------------------------------------------------

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import math
+import re
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import uvicorn
+from fastapi import FastAPI, Request
 from pydantic import SecretStr, ValidationError
 
+import leadscore
 from data.schema import ACTIVITIES, LEADS, ORDERS, REPS, STAGE_CHANGES
 from leadscore.errors import AuthError, ConfigError, DataValidationError, ModelNotFoundError
 from leadscore.settings import Settings
@@ -30,13 +36,23 @@ from serving.api_models import (
     ScoreRequest,
 )
 from serving.auth import AuthProblem, BearerTokenVerifier, require_token_or_insecure, resolve_api_token
-from serving.errors_http import describe_problem, displayable_value, format_location, validation_error_body
+from serving.errors_http import (
+    ErrorHooks,
+    describe_problem,
+    displayable_value,
+    format_location,
+    install_error_handlers,
+    unreadable_body_message,
+    validation_error_body,
+)
 from serving.launch import prepare_launch, threads_per_worker
+from serving.public_pages import with_service_info
 from serving.request_guard import GuardConfig, RequestGuard
 from serving.request_locale import locale_from_accept_language, locale_from_body, locale_from_headers
 from serving.runtime import DatabaseHealth, probe_database
 from serving.score_batcher import ScoreBatcher
 from serving.store import open_store
+from tests.serving.service_harness import free_port
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 
@@ -234,9 +250,125 @@ def test_chinese_stage_accepted_unknown_rejected() -> None:
 
 
 def test_empty_leads_list_rejected() -> None:
-    problem = describe_problem(_errors({"leads": []})[0])
+    error = _errors({"leads": []})[0]
+    problem = describe_problem(error)
     assert problem.field == "leads"
     assert problem.allowed == "at least 1"
+    assert problem.message == "leads must contain at least 1 lead; it has 0"
+    assert describe_problem(error, locale="zh-CN").message == "leads 至少应包含 1 项，实际为 0 项"
+
+
+def test_length_messages_count_what_was_sent() -> None:
+    long_id = describe_problem(_errors({"leads": [_lead(lead_id="x" * 100_000)]})[0])
+    assert long_id.message == (
+        "leads[0].lead_id has 100000 characters, more than the maximum of 128; send at most 128"
+    )
+    assert isinstance(long_id.value, str)
+    assert len(long_id.value) == 121
+    blank_id = describe_problem(_errors({"leads": [_lead(lead_id="   ")]})[0])
+    assert blank_id.message == "leads[0].lead_id must not be empty or blank"
+    activity = {"occurred_at": "2026-03-01T10:00:00+08:00", "type": "call", "direction": "outbound"}
+    too_many = describe_problem(_errors({"leads": [_lead(activities=[activity] * 5001)]})[0])
+    assert (
+        too_many.message
+        == "leads[0].activities has 5001 items, more than the maximum of 5000; send at most 5000"
+    )
+
+
+def test_long_number_cut_in_value_and_message() -> None:
+    problem = describe_problem(_errors({"leads": [_lead(declared_budget=10**400)]})[0])
+    assert problem.field == "leads[0].declared_budget"
+    assert problem.value == "1" + "0" * 119 + "… (401 digits)"
+    assert "0" * 121 not in problem.message
+    assert len(problem.message) < 250
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "error_type"),
+    [
+        ({"declared_budget": True}, "leads[0].declared_budget", "float_type"),
+        ({"declared_budget": "200000"}, "leads[0].declared_budget", "float_type"),
+        ({"declared_budget": "1e3"}, "leads[0].declared_budget", "float_type"),
+        ({"created_at": 1700000000}, "leads[0].created_at", "datetime_type"),
+        ({"created_at": "1700000000"}, "leads[0].created_at", "datetime_parsing"),
+        (
+            {"activities": [{"occurred_at": 1700000000.5, "type": "call", "direction": "outbound"}]},
+            "leads[0].activities[0].occurred_at",
+            "datetime_type",
+        ),
+        (
+            {"orders": [{"ordered_at": "2025-01-01", "amount": "100"}], "customer_id": "C1"},
+            "leads[0].orders[0].amount",
+            "float_type",
+        ),
+    ],
+)
+def test_lax_values_rejected(fields: dict[str, Any], field: str, error_type: str) -> None:
+    [error] = _errors({"leads": [_lead(**fields)]})
+    problem = describe_problem(error)
+    assert problem.field == field
+    assert problem.type == error_type
+    assert "has the invalid value" in problem.message
+
+
+def test_numbers_and_iso_strings_accepted() -> None:
+    parsed = ScoreRequest.model_validate({"leads": [_lead(declared_budget=200000)], "as_of": "2026-03-05"})
+    assert parsed.leads[0].declared_budget == 200000.0
+    assert parsed.as_of is not None
+    assert parsed.as_of.day == 5
+    rep = RepIn.model_validate(
+        {"rep_id": "R1", "name": "王伟", "tier": "senior", "capacity": 3, "active": True}
+    )
+    assert rep.capacity == 3
+
+
+def test_strict_rep_fields_reject_strings() -> None:
+    with pytest.raises(ValidationError) as caught:
+        RepIn.model_validate(
+            {"rep_id": "R1", "name": "王伟", "tier": "senior", "capacity": "3", "active": "true"}
+        )
+    types = {(error["loc"][0], error["type"]) for error in caught.value.errors()}
+    assert types == {("capacity", "int_type"), ("active", "bool_type")}
+
+
+def test_timestamp_year_outside_pandas_range_named() -> None:
+    errors = _errors({"leads": [_lead(created_at="2300-01-01T00:00:00Z")], "as_of": "1500-01-01T00:00:00"})
+    problems = {problem.field: problem for problem in (describe_problem(error) for error in errors)}
+    assert set(problems) == {"leads[0].created_at", "as_of"}
+    created = problems["leads[0].created_at"]
+    assert created.type == "timestamp_year"
+    assert created.message == (
+        "leads[0].created_at=2300-01-01T00:00:00Z is outside the supported years 1678 to 2261; check the date"
+    )
+    assert problems["as_of"].allowed == "a year from 1678 to 2261"
+
+
+def test_lone_surrogate_named_and_body_encodable() -> None:
+    errors = _errors({"leads": [_lead(lead_id="\ud800", channel="渠道\udfff")]})
+    body = validation_error_body(errors, locale="en", request_id="req-2", body_model=ScoreRequest)
+    encoded = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    assert b"\\ud800" in encoded
+    fields = [problem["field"] for problem in body["errors"]]
+    assert fields == ["leads[0].lead_id", "leads[0].channel"]
+    assert body["errors"][0]["message"] == (
+        "leads[0].lead_id='\\ud800' is not valid Unicode text because it contains a lone UTF-16 "
+        "surrogate; send the text encoded as UTF-8"
+    )
+    assert body["errors"][1]["value"] == "渠道\\udfff"
+
+
+def test_unreadable_body_messages() -> None:
+    try:
+        "线索".encode("gb18030").decode("utf-8")
+    except UnicodeDecodeError as error:
+        not_utf8 = error
+    assert unreadable_body_message(not_utf8, "en") == (
+        "the request body is not valid UTF-8 (byte 0xcf at position 0); send a JSON object encoded as UTF-8"
+    )
+    assert unreadable_body_message(RecursionError(), "zh-CN").startswith(
+        "请求体中 JSON 数组或对象的嵌套层数过多"
+    )
+    assert "Exceeds the limit" in unreadable_body_message(ValueError("Exceeds the limit (4300 digits)"), "en")
 
 
 def test_orders_need_customer_id() -> None:
@@ -403,7 +535,7 @@ def test_guard_replaces_unsafe_request_id() -> None:
 
 def test_guard_public_paths_need_no_token() -> None:
     app = _EchoApp()
-    for path in ("/healthz", "/readyz", "/metrics", "/docs.json", "/"):
+    for path in ("/healthz", "/readyz", "/metrics", "/docs.json"):
         status, _, _ = _call_guard(_guard(app), path=path, method="GET", chunks=[b""])
         assert status == 200, path
 
@@ -436,6 +568,164 @@ def test_guard_insecure_mode_allows_all() -> None:
     status, _, body = _call_guard(_guard(app, secure=False), chunks=[b"x" * 5])
     assert status == 200
     assert body == {"bytes": 5}
+
+
+class _FailingApp:
+    """A stand-in ASGI app that raises before it sends anything."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise RuntimeError("planted failure")
+
+
+def test_guard_answers_500_when_app_raises(caplog: pytest.LogCaptureFixture) -> None:
+    status, headers, body = _call_guard(
+        _guard(_FailingApp(), secure=False),
+        headers=[("Accept-Language", "zh-CN")],  # type: ignore[arg-type]
+    )
+    assert status == 500
+    assert body["code"] == "internal_error"
+    assert body["request_id"] == headers["x-request-id"]
+    assert body["message"].startswith(f"处理请求 {body['request_id']} 时发生内部错误")
+    logged = [
+        record for record in caplog.records if "failed with an unexpected RuntimeError" in record.message
+    ]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+
+
+def test_guard_serves_own_index_page() -> None:
+    app = _EchoApp()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": []}
+    asyncio.run(_guard(app)(scope, receive, send))
+    page = sent[1]["body"].decode("utf-8")
+    assert sent[0]["status"] == 200
+    assert app.calls == 0
+    assert "<title>leadscore API" in page
+    assert "BentoML" not in page
+    assert "googletagmanager" not in page
+    assert "<script" not in page
+
+
+def test_docs_json_info_rewritten() -> None:
+    spec = {
+        "info": {"title": "leadscore", "version": "None", "contact": {"name": "BentoML Team"}},
+        "paths": {},
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def respond() -> None:
+        wrapped = with_service_info(send)
+        await wrapped({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"3")]})
+        await wrapped({"type": "http.response.body", "body": json.dumps(spec).encode(), "more_body": False})
+
+    asyncio.run(respond())
+    info = json.loads(sent[1]["body"])["info"]
+    assert info["version"] == leadscore.__version__
+    assert "contact" not in info
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(sent[1]["body"])).encode()
+
+
+# --- a 500 on a keep-alive connection, through a real uvicorn server ---------------------------
+
+
+def _failing_fastapi_app() -> RequestGuard:
+    """A FastAPI app with the service's error handlers behind the request guard; /fail always raises."""
+    app = FastAPI()
+    install_error_handlers(
+        app, ErrorHooks(default_locale=lambda: "en", on_validation_error=lambda _path: None)
+    )
+
+    @app.get("/fail")
+    def fail() -> None:
+        raise RuntimeError("planted failure")
+
+    @app.get("/fail-in-chinese")
+    def fail_in_chinese(request: Request) -> None:
+        request.state.locale = "zh-CN"  # as an endpoint does with a body's "locale": "zh-CN"
+        raise RuntimeError("planted failure")
+
+    @app.get("/ok")
+    def ok() -> dict[str, bool]:
+        return {"ok": True}
+
+    config = GuardConfig(verifier=None, max_body_bytes=1000, default_locale="en")
+    return RequestGuard(app, config_provider=lambda: config)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def _uvicorn_in_thread(app: Any) -> Iterator[int]:
+    """Run ``app`` under uvicorn on a free loopback port in a thread; yield the port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert server.started, "uvicorn did not start within 20 s"
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+def _get_on(connection: socket.socket, path: str) -> tuple[int, bytes]:
+    """Send one keep-alive GET on an open connection and return the status and body."""
+    connection.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode("ascii"))
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(65536)
+        assert chunk, f"the server closed the connection before answering GET {path}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    match = re.search(rb"(?i)content-length: *(\d+)", head)
+    assert match is not None, head
+    while len(body) < int(match.group(1)):
+        chunk = connection.recv(65536)
+        assert chunk, f"the server closed the connection in the body of GET {path}"
+        body += chunk
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_500_keeps_connection_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    with (
+        _uvicorn_in_thread(_failing_fastapi_app()) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=20) as connection,
+    ):
+        for _ in range(3):
+            status, body = _get_on(connection, "/fail")
+            assert status == 500
+            assert json.loads(body)["code"] == "internal_error"
+            status, body = _get_on(connection, "/ok")
+            assert status == 200
+            assert json.loads(body) == {"ok": True}
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("failed with an unexpected RuntimeError" in message for message in messages) == 3
+    assert not any("Exception in ASGI application" in message for message in messages)
+
+
+def test_500_in_locale_endpoint_chose() -> None:
+    with (
+        _uvicorn_in_thread(_failing_fastapi_app()) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=20) as connection,
+    ):
+        status, body = _get_on(connection, "/fail-in-chinese")
+    assert status == 500
+    error = json.loads(body)
+    assert error["message"].startswith(f"处理请求 {error['request_id']} 时发生内部错误")
 
 
 # --- score batcher ---------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""Field types of request bodies that accept exactly what docs/api.md promises, with no silent coercion.
+
+Pydantic's lax mode would read ``true`` as 1.0, ``"200000"`` or ``"1e3"`` as numbers and
+``1700000000`` as a Unix time. These types reject such values, so a 422 names the field, the
+value received and the form it accepts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, Strict
+from pydantic_core import PydanticCustomError
+
+from data.records import FIRST_SUPPORTED_YEAR, LAST_SUPPORTED_YEAR
+
+# Error types the service's 422 describer has a sentence for (serving.errors_http).
+LONE_SURROGATE_ERROR = "string_unicode"
+TIMESTAMP_YEAR_ERROR = "timestamp_year"
+
+
+def check_unicode(value: str) -> str:
+    """Reject text with a lone UTF-16 surrogate such as ``"\\ud800"``, which has no UTF-8 form.
+
+    JSON can spell such a character as an escape, and Python keeps it in a ``str``, but it
+    cannot be logged, stored or returned as UTF-8.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError(
+            LONE_SURROGATE_ERROR, "Input contains a lone UTF-16 surrogate, which is not valid Unicode"
+        ) from None
+    return value
+
+
+def parse_iso_timestamp(value: Any) -> Any:
+    """Read an ISO 8601 string into a datetime, rejecting numbers, other text and unsupported years.
+
+    A datetime passes unchanged, for models built in Python. Years outside
+    ``FIRST_SUPPORTED_YEAR`` to ``LAST_SUPPORTED_YEAR`` are rejected here, so the error names
+    the field, because pandas cannot hold them.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(check_unicode(value).strip())
+        except ValueError:
+            raise PydanticCustomError("datetime_parsing", "Input is not an ISO 8601 timestamp") from None
+    else:
+        raise PydanticCustomError("datetime_type", "Input should be an ISO 8601 timestamp string")
+
+    if not FIRST_SUPPORTED_YEAR <= parsed.year <= LAST_SUPPORTED_YEAR:
+        raise PydanticCustomError(
+            TIMESTAMP_YEAR_ERROR,
+            "Input is outside the supported years {first} to {last}",
+            {"first": FIRST_SUPPORTED_YEAR, "last": LAST_SUPPORTED_YEAR},
+        )
+    return parsed
+
+
+Timestamp = Annotated[datetime, BeforeValidator(parse_iso_timestamp)]
+UnicodeText = Annotated[str, AfterValidator(check_unicode)]
+# Strict numbers take JSON numbers only. A float field takes integers too, but no booleans or strings.
+StrictFiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+StrictNonNegativeFloat = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0.0)]
+StrictNonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
