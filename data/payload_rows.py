@@ -27,6 +27,7 @@ from data.records import timestamp_in_utc
 from data.schema import ACTIVITIES, LEADS, ORDERS, STAGE_CHANGES, Column, Table
 from data.stages import normalize_stage
 from data.validate import attribute_column
+from leadscore.errors import DataValidationError
 
 Record = Mapping[str, Any]
 
@@ -245,7 +246,8 @@ def _micros(value: Any, timezone: str) -> int:
         raise _UnsupportedError
     try:
         timestamp = timestamp_in_utc(value, timezone)
-    except ValueError:
+    except (ValueError, DataValidationError):
+        # The table path raises the error with the record and field named.
         raise _UnsupportedError from None
     if timestamp is None or not _FIRST_YEAR <= timestamp.year <= _LAST_YEAR:
         raise _UnsupportedError

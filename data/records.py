@@ -94,7 +94,10 @@ def _parse_timestamps(table: str, column: str, values: list[Any], timezone: str)
         if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
             parsed.append(pd.NaT)
             continue
-        timestamp = timestamp_in_utc(value, timezone)
+        try:
+            timestamp = timestamp_in_utc(value, timezone)
+        except DataValidationError as error:
+            raise DataValidationError(f"{table} record {number}, field {column!r}: {error}") from None
         if timestamp is not None:
             parsed.append(timestamp)
             continue
@@ -135,7 +138,7 @@ def timestamp_in_utc(value: Any, timezone: str) -> pd.Timestamp | None:
         except ValueError:
             raise DataValidationError(
                 f"{str(value)[:_MAX_SHOWN]!r} has no offset and is skipped or repeated by a daylight-saving "
-                f"change in {timezone}; send it with its UTC offset, for example '1988-04-17T02:30:00+08:00'"
+                f"change in {timezone}; send it with the UTC offset it was recorded in, as +HH:MM"
             ) from None
     return timestamp.tz_convert("UTC")
 

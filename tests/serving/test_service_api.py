@@ -650,7 +650,7 @@ def test_year_past_2261_rejected_with_field(
     [
         (
             {"leads": [{"lead_id": "GAP", "created_at": "1988-04-17T02:30:00"}], "as_of": _JAN},
-            "'1988-04-17 02:30:00'",
+            "leads record 1, field 'created_at': '1988-04-17 02:30:00'",
         ),
         (
             {
