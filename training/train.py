@@ -84,6 +84,8 @@ from training.tuning import TuningResult, tune_conversion
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRIALS = 10
+MAX_HOLDOUT_SHARE = 0.5
+"""Largest share of snapshot rows that validation, calibration and test may take together."""
 
 
 class TrainOptions(BaseModel):
@@ -129,6 +131,11 @@ class TrainOptions(BaseModel):
     )
     calibration_fraction: float = Field(
         default=0.10, ge=0, lt=1, description="Share of snapshots in the calibration fold."
+    )
+    calibration_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Size of the calibration fold in snapshot rows, replacing calibration_fraction when set.",
     )
     test_fraction: float = Field(default=0.15, gt=0, lt=1, description="Share of snapshots in the test fold.")
     gate: GateConfig = Field(
@@ -234,6 +241,24 @@ def drop_excluded(
     return [definition for definition in kept if definition.name not in set(excluded)]
 
 
+def calibration_share(options: TrainOptions, rows: int) -> float:
+    """Return the calibration fold's share of ``rows``: ``calibration_rows`` of them when set.
+
+    Raises ConfigError when those rows would leave less than half of the history for the
+    other folds.
+    """
+    if options.calibration_rows is None:
+        return options.calibration_fraction
+    share = options.calibration_rows / max(rows, 1)
+    if share + options.valid_fraction + options.test_fraction > MAX_HOLDOUT_SHARE:
+        raise ConfigError(
+            f"calibration_rows {options.calibration_rows} is {share:.0%} of the {rows} snapshot rows, which "
+            "leaves too few for training; use fewer calibration rows or leave it unset to calibrate on "
+            f"the newest {options.calibration_fraction:.0%}"
+        )
+    return share
+
+
 def split_snapshots(options: TrainOptions, frame: pd.DataFrame) -> SplitIndices:
     """Split by cutoff with a purge of the label horizon.
 
@@ -242,6 +267,7 @@ def split_snapshots(options: TrainOptions, frame: pd.DataFrame) -> SplitIndices:
     calibrator is fitted on the validation fold, which is still later than every training row.
     """
     purge = pd.Timedelta(days=options.feature_config.horizon_days)
+    calibration_fraction = calibration_share(options, len(frame))
     try:
         return time_split(
             frame,
@@ -249,10 +275,10 @@ def split_snapshots(options: TrainOptions, frame: pd.DataFrame) -> SplitIndices:
             valid_fraction=options.valid_fraction,
             test_fraction=options.test_fraction,
             purge=purge,
-            calibration_fraction=options.calibration_fraction,
+            calibration_fraction=calibration_fraction,
         )
     except InsufficientDataError as error:
-        if options.calibration_fraction == 0 or "'calibration'" not in str(error):
+        if calibration_fraction == 0 or "'calibration'" not in str(error):
             raise
         logger.warning(
             "%s; splitting again without a calibration fold, so the validation fold calibrates", error
@@ -528,6 +554,7 @@ def run_params(options: TrainOptions, fitted: FittedScorer) -> dict[str, Any]:
         "leakage_excluded": fitted.leakage.excluded,
         "conversion_params": fitted.conversion.params,
         "calibration_method": fitted.conversion.calibrator.method,
+        "calibration_rows": options.calibration_rows,
         "ltv_kind": fitted.ltv.model.kind if fitted.ltv.model is not None else "mean_fallback",
         "gate": options.gate.model_dump(),
         "insufficient_data": fitted.sufficiency.insufficient_data,

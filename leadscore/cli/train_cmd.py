@@ -150,6 +150,14 @@ def _echo_metrics(test_metrics: Mapping[str, Mapping[str, float]]) -> None:
 @_TOLERANCE_OPTION
 @_GATE_METRIC_OPTION
 @click.option(
+    "--calibration-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fit the calibrator, grade bands and segment thresholds on the newest N snapshot rows before "
+    "the test fold, in rows; 1000 is what the retraining backtest supports on drifting data "
+    "[default: none, the newest 10 % of rows].",
+)
+@click.option(
     "--no-register", is_flag=True, help="Log the run to MLflow without registering or gating the model."
 )
 def train(
@@ -167,6 +175,7 @@ def train(
     tuning_timeout: float | None,
     gate_tolerance: float | None,
     gate_metrics: tuple[str, ...],
+    calibration_rows: int | None,
     no_register: bool,
 ) -> None:
     """Train a lead scorer on a data folder, log it to MLflow, register it as challenger and gate it."""
@@ -202,6 +211,7 @@ def train(
         num_threads=num_threads,
         feature_config=feature_config,
         gate=_gate_config(gate_tolerance, gate_metrics),
+        calibration_rows=calibration_rows,
         register_model=not no_register,
     )
     result = run_training(options)

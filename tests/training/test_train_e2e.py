@@ -29,8 +29,10 @@ from training.tracking import active_tracking_uri, tracking_client
 from training.train import (
     TrainOptions,
     TrainResult,
+    calibration_share,
     drop_excluded,
     shuffle_labels_outside,
+    split_snapshots,
     train,
 )
 
@@ -325,3 +327,33 @@ def test_ltv_hint_names_fitting_window() -> None:
     assert "--ltv-horizon-days" not in tiny
     assert "longer history" in tiny
     assert "--ltv-horizon-days" not in fits
+
+
+def _snapshot_frame(rows: int) -> pd.DataFrame:
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "lead_id": [f"L{index}" for index in range(rows)],
+            "cutoff": [start + pd.Timedelta(hours=12 * index) for index in range(rows)],
+            "converted": [index % 7 == 0 for index in range(rows)],
+        }
+    )
+
+
+def test_calibration_rows_size_the_fold(tmp_path: Path) -> None:
+    frame = _snapshot_frame(4000)
+    options = TrainOptions(data_dir=tmp_path, calibration_rows=200)
+
+    split = split_snapshots(options, frame)
+
+    assert calibration_share(options, len(frame)) == pytest.approx(0.05)
+    assert len(split.calibration) == 200
+    assert frame["cutoff"].iloc[split.calibration].min() > frame["cutoff"].iloc[split.valid].max()
+    assert frame["cutoff"].iloc[split.calibration].max() < frame["cutoff"].iloc[split.test].min()
+
+
+def test_calibration_rows_too_many_rejected(tmp_path: Path) -> None:
+    options = TrainOptions(data_dir=tmp_path, calibration_rows=3000)
+
+    with pytest.raises(ConfigError, match="calibration_rows 3000 is 75% of the 4000 snapshot rows"):
+        calibration_share(options, 4000)
