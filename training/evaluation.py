@@ -41,15 +41,29 @@ def btyd_baseline(
     history = train_rows.dropna(subset=["customer_T"])
     history = history.loc[history["customer_T"] > 0]
     try:
-        prediction = _btyd_predict(history, test_rows, horizon_days / _DAYS_PER_WEEK)
+        prediction, substituted = _btyd_predict(history, test_rows, horizon_days / _DAYS_PER_WEEK)
     except (InsufficientDataError, ValueError) as error:
         logger.warning("BG/NBD + Gamma-Gamma baseline skipped: %s", error)
         return None, f"skipped: {error}"
-    return prediction, f"fitted on {len(history)} training rows with purchase history"
+    note = f"fitted on {len(history)} training rows with purchase history"
+    if substituted:
+        note += (
+            f"; Gamma-Gamma leaves the spend per purchase undefined (q <= 1 or p x + q - 1 <= 0) for "
+            f"{substituted} test rows, which use the observed mean spend instead"
+        )
+        logger.info("BG/NBD + Gamma-Gamma baseline: %s", note)
+    return prediction, note
 
 
-def _btyd_predict(history: pd.DataFrame, test_rows: pd.DataFrame, weeks: float) -> np.ndarray:
-    """Fit BG/NBD and Gamma-Gamma on ``history`` and predict each test row's value over ``weeks``."""
+def _btyd_predict(history: pd.DataFrame, test_rows: pd.DataFrame, weeks: float) -> tuple[np.ndarray, int]:
+    """Fit BG/NBD and Gamma-Gamma on ``history`` and predict each test row's value over ``weeks``.
+
+    Gamma-Gamma's expected spend per purchase is finite only where p x + q - 1 > 0, so with a
+    heavy-tailed fit (q <= 1) it is undefined for customers with few repeat purchases and for
+    new customers. Those rows use the observed mean spend instead: their own when they have
+    repeat purchases, else the training customers' mean. Returns the predictions and how many
+    test rows used that substitute.
+    """
     bgnbd = btyd.fit_bgnbd(
         history["customer_frequency"].to_numpy(dtype=np.float64),
         history["customer_recency"].to_numpy(dtype=np.float64) / _DAYS_PER_WEEK,
@@ -64,22 +78,47 @@ def _btyd_predict(history: pd.DataFrame, test_rows: pd.DataFrame, weeks: float) 
     has_history = test_rows["customer_T"].fillna(0).to_numpy(dtype=np.float64) > 0
     frequency = test_rows["customer_frequency"].fillna(0).to_numpy(dtype=np.float64)
     monetary = test_rows["customer_monetary_value"].fillna(0).to_numpy(dtype=np.float64)
+    recency = test_rows["customer_recency"].fillna(0).to_numpy(dtype=np.float64) / _DAYS_PER_WEEK
+    age = test_rows["customer_T"].fillna(0).to_numpy(dtype=np.float64) / _DAYS_PER_WEEK
+    observed_spend = _observed_mean_spend(history)
+    defined = gamma_gamma.p * frequency + gamma_gamma.q - 1.0 > 0
+
     repeat_purchases = float(btyd.expected_purchases_new(bgnbd, np.array([weeks]))[0])
-    mean_spend = float(
-        btyd.conditional_expected_average_profit(gamma_gamma, np.array([0.0]), np.array([0.0]))[0]
+    new_customer_defined = gamma_gamma.q > 1.0
+    mean_spend = (
+        float(btyd.conditional_expected_average_profit(gamma_gamma, np.array([0.0]), np.array([0.0]))[0])
+        if new_customer_defined
+        else observed_spend
     )
     prediction = np.full(len(test_rows), (1.0 + repeat_purchases) * mean_spend, dtype=np.float64)
-    if has_history.any():
-        prediction[has_history] = btyd.customer_lifetime_value(
+
+    modelled = has_history & defined
+    if modelled.any():
+        prediction[modelled] = btyd.customer_lifetime_value(
             bgnbd,
             gamma_gamma,
-            frequency[has_history],
-            test_rows["customer_recency"].to_numpy(dtype=np.float64)[has_history] / _DAYS_PER_WEEK,
-            test_rows["customer_T"].to_numpy(dtype=np.float64)[has_history] / _DAYS_PER_WEEK,
-            monetary[has_history],
+            frequency[modelled],
+            recency[modelled],
+            age[modelled],
+            monetary[modelled],
             horizon=weeks,
         )
-    return prediction
+    substitute = has_history & ~defined
+    if substitute.any():
+        own_spend = np.where((frequency > 0) & (monetary > 0), monetary, observed_spend)[substitute]
+        purchases = btyd.expected_purchases(
+            bgnbd, weeks, frequency[substitute], recency[substitute], age[substitute]
+        )
+        prediction[substitute] = purchases * own_spend
+    substituted = int(substitute.sum()) + (0 if new_customer_defined else int((~has_history).sum()))
+    return prediction, substituted
+
+
+def _observed_mean_spend(history: pd.DataFrame) -> float:
+    """Return the mean spend per repeat purchase of the training customers that have repeat purchases."""
+    repeat = history.loc[history["customer_frequency"] > 0, "customer_monetary_value"].dropna()
+    repeat = repeat.loc[repeat > 0]
+    return float(repeat.mean()) if len(repeat) else 0.0
 
 
 def conversion_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

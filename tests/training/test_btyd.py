@@ -624,3 +624,33 @@ def test_rfm_agrees_with_clv_features() -> None:
         np.testing.assert_allclose(
             ours[column].to_numpy(dtype=float), features[column].to_numpy(), err_msg=column
         )
+
+
+def _customer_rows(count: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frequency = rng.integers(0, 6, count).astype(np.float64)
+    age_days = rng.uniform(60, 700, count)
+    return pd.DataFrame(
+        {
+            "customer_frequency": frequency,
+            "customer_recency": np.where(frequency > 0, age_days * rng.uniform(0.2, 1.0, count), 0.0),
+            "customer_T": age_days,
+            "customer_monetary_value": np.where(frequency > 0, rng.lognormal(8, 1, count), 0.0),
+        }
+    )
+
+
+def test_btyd_baseline_heavy_tail_uses_observed_spend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from training import evaluation
+
+    heavy_tail = btyd.GammaGammaParams(p=2.0, q=0.5, v=100.0)
+    monkeypatch.setattr(evaluation.btyd, "fit_gamma_gamma", lambda *args, **kwargs: heavy_tail)
+    train = _customer_rows(400, seed=1)
+    test = pd.concat([_customer_rows(50, seed=2), _customer_rows(5, seed=3).assign(customer_T=np.nan)])
+
+    prediction, note = evaluation.btyd_baseline(train, test.reset_index(drop=True), horizon_days=365)
+
+    assert prediction is not None
+    assert np.isfinite(prediction).all()
+    assert (prediction >= 0).all()
+    assert "use the observed mean spend instead" in note
