@@ -14,7 +14,7 @@ from leadscore.errors import ConflictError
 from leadscore.i18n import Locale, register_messages, translate
 from serving.api_models import ActivitiesRequest, ActivitiesResponse
 from serving.errors_http import ConflictProblemsError, Problem, register_error_messages
-from serving.payloads import as_aware
+from serving.payloads import as_aware_field
 from serving.routing import utc_now
 from serving.runtime import ServiceRuntime
 from serving.sla import ActivityReport, ContactOutcome, record_activity, record_stage_change
@@ -72,6 +72,16 @@ def record_reports(runtime: ServiceRuntime, body: ActivitiesRequest, locale: Loc
     """Store every activity and stage change; raise ConflictError after storing the rest when ids clash."""
     timezone = runtime.settings.timezone
     now = utc_now()
+    # Every time is checked before anything is stored, so a bad one leaves the report unrecorded.
+    occurred = [
+        as_aware_field(item.occurred_at, timezone, f"activities[{position}].occurred_at")
+        for position, item in enumerate(body.activities)
+    ]
+    changed = [
+        as_aware_field(change.changed_at, timezone, f"stage_changes[{position}].changed_at")
+        for position, change in enumerate(body.stage_changes)
+    ]
+
     activities = _Tally()
     conflicts: list[Problem] = []
     for position, item in enumerate(body.activities):
@@ -80,7 +90,7 @@ def record_reports(runtime: ServiceRuntime, body: ActivitiesRequest, locale: Loc
             lead_id=item.lead_id,
             activity_type=item.type,
             direction=item.direction,
-            occurred_at=as_aware(item.occurred_at, timezone),
+            occurred_at=occurred[position],
             rep_id=item.rep_id,
         )
         try:
@@ -92,12 +102,12 @@ def record_reports(runtime: ServiceRuntime, body: ActivitiesRequest, locale: Loc
         _count_contact(runtime, outcome)
 
     stages = _Tally()
-    for change in body.stage_changes:
+    for position, change in enumerate(body.stage_changes):
         outcome = record_stage_change(
             runtime.store,
             change.lead_id,
             change.stage,
-            changed_at=as_aware(change.changed_at, timezone),
+            changed_at=changed[position],
             now=now,
         )
         stages.add(outcome)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from data.folder import CustomAttribute
 from data.schema import LEADS
+from leadscore.errors import DataValidationError
 from leadscore.i18n import Locale, translate
 from serving.api_models import LeadScore, ScoreFlags
 from serving.errors_http import Problem, displayable_value, register_error_messages
@@ -160,7 +161,27 @@ def to_lead_score(record: Mapping[str, Any]) -> LeadScore:
 
 
 def as_aware(value: dt.datetime, timezone: str) -> dt.datetime:
-    """Return ``value`` tz-aware in UTC; a naive value is read in ``timezone``."""
+    """Return ``value`` tz-aware in UTC; a naive value is read in ``timezone``.
+
+    Raises DataValidationError for a naive value that a daylight-saving change in ``timezone``
+    skips or repeats, as the data layer does, instead of picking one of the offsets.
+    """
     if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(timezone))
+        zone = ZoneInfo(timezone)
+        earlier = value.replace(tzinfo=zone, fold=0)
+        later = value.replace(tzinfo=zone, fold=1)
+        if earlier.utcoffset() != later.utcoffset():
+            raise DataValidationError(
+                f"{value.isoformat()!r} has no offset and is skipped or repeated by a daylight-saving "
+                f"change in {timezone}; send it with the UTC offset it was recorded in, as +HH:MM"
+            )
+        value = earlier
     return value.astimezone(dt.UTC)
+
+
+def as_aware_field(value: dt.datetime, timezone: str, field: str) -> dt.datetime:
+    """Return ``as_aware(value, timezone)``, or raise its DataValidationError prefixed with ``field``."""
+    try:
+        return as_aware(value, timezone)
+    except DataValidationError as error:
+        raise DataValidationError(f"{field}: {error}") from None

@@ -14,7 +14,7 @@ from serving.api_models import (
     RosterUpdateRequest,
     RosterUpdateResponse,
 )
-from serving.payloads import as_aware
+from serving.payloads import as_aware_field
 from serving.roster import list_reps, upsert_reps
 from serving.routing import utc_now
 from serving.runtime import ServiceRuntime
@@ -50,10 +50,10 @@ def update_roster(runtime: ServiceRuntime, body: RosterUpdateRequest) -> RosterU
     """Insert or update the request's reps in one transaction (deactivating others with replace)."""
     timezone = runtime.settings.timezone
     rows: list[dict[str, Any]] = []
-    for rep in body.reps:
+    for position, rep in enumerate(body.reps):
         row = rep.model_dump()
         if row.get("hired_at") is not None:
-            row["hired_at"] = as_aware(row["hired_at"], timezone)
+            row["hired_at"] = as_aware_field(row["hired_at"], timezone, f"reps[{position}].hired_at")
         row["regions"] = row.get("regions") or []
         row["skills"] = row.get("skills") or []
         rows.append(row)
@@ -65,7 +65,7 @@ def update_roster(runtime: ServiceRuntime, body: RosterUpdateRequest) -> RosterU
 
 def overdue_response(runtime: ServiceRuntime, as_of: datetime | None) -> OverdueResponse:
     """Return the leads past their first-contact deadline at ``as_of`` (default now)."""
-    now = utc_now() if as_of is None else as_aware(as_of, runtime.settings.timezone)
+    now = utc_now() if as_of is None else as_aware_field(as_of, runtime.settings.timezone, "as_of")
     leads = overdue(runtime.store, now=now)
     runtime.metrics.sla_overdue.set(len(leads))
     return OverdueResponse(

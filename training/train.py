@@ -86,6 +86,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_TRIALS = 10
 MAX_HOLDOUT_SHARE = 0.5
 """Largest share of snapshot rows that validation, calibration and test may take together."""
+CALIBRATION_ROWS_TOLERANCE = 0.95
+"""Share of ``calibration_rows`` the calibration fold must reach before the split is accepted."""
+CALIBRATION_RESIZE_ATTEMPTS = 4
 
 
 class TrainOptions(BaseModel):
@@ -259,6 +262,36 @@ def calibration_share(options: TrainOptions, rows: int) -> float:
     return share
 
 
+def _resize_calibration(
+    options: TrainOptions, frame: pd.DataFrame, split: SplitIndices, share: float, purge: pd.Timedelta
+) -> SplitIndices:
+    """Grow the calibration share until the fold contains about ``calibration_rows`` rows.
+
+    The split drops the rows of leads that already sit in an earlier fold, so with several
+    snapshots per lead a share of the rows yields fewer calibration rows than asked for.
+    """
+    requested = options.calibration_rows
+    for _ in range(CALIBRATION_RESIZE_ATTEMPTS):
+        if requested is None or len(split.calibration) >= CALIBRATION_ROWS_TOLERANCE * requested:
+            return split
+        share *= requested / max(len(split.calibration), 1)
+        if share + options.valid_fraction + options.test_fraction > MAX_HOLDOUT_SHARE:
+            raise ConfigError(
+                f"calibration_rows {requested} needs {share:.0%} of the {len(frame)} snapshot rows, because "
+                "later snapshots of leads in earlier folds are left out, which leaves too few for "
+                "training; use fewer calibration rows or leave it unset"
+            )
+        split = time_split(
+            frame,
+            "cutoff",
+            valid_fraction=options.valid_fraction,
+            test_fraction=options.test_fraction,
+            purge=purge,
+            calibration_fraction=share,
+        )
+    return split
+
+
 def split_snapshots(options: TrainOptions, frame: pd.DataFrame) -> SplitIndices:
     """Split by cutoff with a purge of the label horizon.
 
@@ -269,7 +302,7 @@ def split_snapshots(options: TrainOptions, frame: pd.DataFrame) -> SplitIndices:
     purge = pd.Timedelta(days=options.feature_config.horizon_days)
     calibration_fraction = calibration_share(options, len(frame))
     try:
-        return time_split(
+        split = time_split(
             frame,
             "cutoff",
             valid_fraction=options.valid_fraction,
@@ -277,6 +310,7 @@ def split_snapshots(options: TrainOptions, frame: pd.DataFrame) -> SplitIndices:
             purge=purge,
             calibration_fraction=calibration_fraction,
         )
+        return _resize_calibration(options, frame, split, calibration_fraction, purge)
     except InsufficientDataError as error:
         if calibration_fraction == 0 or "'calibration'" not in str(error):
             raise

@@ -32,20 +32,11 @@ def _span_or_none(text: str | None, *, option: str, none_word: str | None = None
 
 
 def _start_time(text: str | None, timezone: str) -> pd.Timestamp | None:
-    import pandas as pd
-
-    from leadscore.errors import ConfigError
+    from leadscore.cli.times import parse_option_time
 
     if text is None:
         return None
-    try:
-        start = pd.Timestamp(text)
-    except ValueError:
-        raise ConfigError(
-            f"--from value {text!r} is not a date or time; use ISO 8601 such as 2009-06-01 or "
-            "2009-06-01T00:00+01:00"
-        ) from None
-    return start.tz_localize(timezone) if start.tzinfo is None else start
+    return parse_option_time(text, timezone, option="--from").tz_convert(timezone)
 
 
 def _change_features(columns: str | None, period: str, keep_levels: bool) -> ChangeFeatures | None:

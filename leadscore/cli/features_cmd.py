@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Iterable
@@ -10,8 +9,6 @@ from pathlib import Path
 
 import click
 import pandas as pd
-
-from leadscore.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +102,9 @@ def build(
 
 def parse_as_of(text: str, timezone: str) -> pd.Timestamp:
     """Return an ISO 8601 time as a UTC timestamp; text without an offset is read in ``timezone``."""
-    try:
-        moment = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ConfigError(
-            f"--as-of {text!r} is not an ISO 8601 time; use for example 2024-06-30T18:00 or "
-            "2024-06-30T18:00:00+08:00"
-        ) from None
-    timestamp = pd.Timestamp(moment)
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.tz_localize(timezone)
-    return timestamp.tz_convert("UTC")
+    from leadscore.cli.times import parse_option_time
+
+    return parse_option_time(text, timezone, option="--as-of")
 
 
 def write_frames(frames: Iterable[pd.DataFrame], path: Path) -> int:

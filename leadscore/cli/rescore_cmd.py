@@ -18,19 +18,9 @@ logger = logging.getLogger(__name__)
 
 def parse_as_of(text: str, timezone: str) -> pd.Timestamp:
     """Parse ``--as-of``: ISO 8601, read in ``timezone`` when it has no offset; returns a UTC pd.Timestamp."""
-    import pandas as pd
+    from leadscore.cli.times import parse_option_time
 
-    try:
-        timestamp = pd.Timestamp(text.strip())
-    except (TypeError, ValueError):
-        timestamp = None
-    if timestamp is None or timestamp is pd.NaT:
-        raise ConfigError(
-            f"invalid --as-of {text!r}; use ISO 8601 such as 2025-06-30 or 2025-06-30T18:00:00+08:00"
-        )
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.tz_localize(timezone)
-    return timestamp.tz_convert("UTC")
+    return parse_option_time(text, timezone, option="--as-of")
 
 
 @click.command()

@@ -17,6 +17,7 @@ import jinja2
 import pandas as pd
 
 from leadscore.i18n import Locale
+from leadscore.spreadsheet import defuse_formulas
 from serving.reports.messages import LANGUAGE_NAMES, text
 
 logger = logging.getLogger(__name__)
@@ -107,9 +108,12 @@ def write_html(document: ReportDocument, path: Path) -> Path:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """Write a table of report numbers as CSV with a byte-order mark, so Excel reads Chinese as UTF-8."""
+    """Write a table of report numbers as CSV with a byte-order mark, so Excel reads Chinese as UTF-8.
+
+    Text cells that a spreadsheet would run as a formula get a leading apostrophe.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    defuse_formulas(frame).to_csv(path, index=False, encoding="utf-8-sig")
     return path
 
 

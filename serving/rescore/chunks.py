@@ -257,7 +257,12 @@ def _read_bucket(
     # instead of columns of hundreds of small chunks.
     parts = [pq.ParquetFile(path).read(use_threads=False) for path in sorted(folder.glob("part-*.parquet"))]
     frame = pa.concat_tables(parts).combine_chunks().to_pandas()
-    return coerce_canonical_dtypes(table, frame, attributes if table == "leads" else ())
+    if table != "leads":
+        return coerce_canonical_dtypes(table, frame, ())
+    for attribute in attributes:
+        if attribute.name not in frame.columns:
+            frame[attribute.name] = None
+    return coerce_canonical_dtypes(table, frame, attributes)
 
 
 def _read_orders(path: Path | None, customers: list[str]) -> pd.DataFrame:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from leadscore.errors import ConfigError
 from leadscore.i18n import Locale, register_messages, translate
+from leadscore.spreadsheet import defuse_formulas
 from serving.rescore.checkpoint import temporary_path
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,8 @@ class TableWriter:
             self._parquet.write_table(renamed)
         else:
             frame = _csv_frame(renamed)
+            if self.settings.excel:
+                frame = defuse_formulas(frame)
             if self._csv is None:
                 encoding = "utf-8-sig" if self.settings.excel else "utf-8"
                 self._csv = self.temporary.open("w", encoding=encoding, newline="")

@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from data.folder import read_attributes, table_path
+from data.folder import CustomAttribute, read_attributes, table_path
 from leadscore.errors import ConfigError
 from leadscore.i18n import Locale
 from serving.rescore.checkpoint import (
@@ -243,9 +243,28 @@ def _save_model(folder: RunFolder, bundle: ScorerBundle) -> None:
     cached_model.cache_clear()
 
 
+def _scoring_attributes(data_dir: Path, bundle: ScorerBundle) -> tuple[CustomAttribute, ...]:
+    """Return the data folder's custom attributes plus those the model uses that it does not declare.
+
+    A folder imported without a mapping file has no declarations, while the model records the type
+    of each attribute it was trained on. An attribute missing from the data altogether is unknown
+    for every lead, as in the API.
+    """
+    declared = read_attributes(data_dir)
+    names = {attribute.name for attribute in declared}
+    added = [attribute for attribute in bundle.attributes if attribute.name not in names]
+    if added:
+        logger.info(
+            "the data folder does not declare %s; reading them as the model declares them",
+            [attribute.name for attribute in added],
+        )
+    return (*declared, *added)
+
+
 def _chunk_tasks(options: RescoreOptions, folder: RunFolder, chunks: list[int]) -> list[ChunkTask]:
     orders = table_path(options.data_dir, "orders")
-    attributes = tuple(read_attributes(options.data_dir))
+    bundle, _ = cached_model(folder.model_dir)
+    attributes = _scoring_attributes(options.data_dir, bundle)
     return [
         ChunkTask(
             chunk=chunk,

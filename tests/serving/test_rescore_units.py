@@ -451,7 +451,7 @@ def test_as_of_without_offset_is_read_in_timezone() -> None:
 
 
 def test_invalid_as_of_names_the_format() -> None:
-    with pytest.raises(ConfigError, match="invalid --as-of 'yesterday'; use ISO 8601"):
+    with pytest.raises(ConfigError, match="--as-of 'yesterday' is not an ISO 8601 time; use for example"):
         parse_as_of("yesterday", "Asia/Shanghai")
 
 
