@@ -190,6 +190,19 @@ BUILTIN_SYNONYMS: dict[str, dict[str, str]] = {
 }
 
 
+def translate_category(value: str, allowed: Sequence[str], synonyms: Mapping[str, str]) -> str | None:
+    """Return the allowed category ``value`` names, directly or through ``synonyms``; None otherwise.
+
+    The lookup ignores case, full-width forms and repeated spaces, as the file import does.
+    """
+    key = _lookup_key(value)
+    allowed_keys = {_lookup_key(category): category for category in allowed}
+    if key in allowed_keys:
+        return allowed_keys[key]
+    mapped = {_lookup_key(name): category for name, category in synonyms.items()}
+    return mapped.get(key)
+
+
 def parse_categories(
     cells: Cells,
     *,

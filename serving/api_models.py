@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -24,6 +25,12 @@ from pydantic import (
     model_validator,
 )
 
+from data.parsing import (
+    ACTIVITY_TYPE_SYNONYMS,
+    DIRECTION_SYNONYMS,
+    TIER_SYNONYMS,
+    translate_category,
+)
 from data.schema import (
     ACTIVITIES,
     ACTIVITY_TYPES,
@@ -111,9 +118,26 @@ def _doc(table: Table, name: str) -> str:
     return text
 
 
-ActivityType = Literal[ACTIVITY_TYPES]  # type: ignore[valid-type]
-ActivityDirection = Literal[DIRECTIONS]  # type: ignore[valid-type]
-Tier = Literal[TIERS]  # type: ignore[valid-type]
+def _synonyms(allowed: tuple[str, ...], synonyms: dict[str, str]) -> BeforeValidator:
+    """Return a validator that turns a synonym the file import accepts (电话, 呼出, 资深) into its code."""
+
+    def translate(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return translate_category(value, allowed, synonyms) or value
+
+    return BeforeValidator(translate)
+
+
+ActivityType = Annotated[
+    Literal[ACTIVITY_TYPES],  # type: ignore[valid-type]
+    _synonyms(ACTIVITY_TYPES, ACTIVITY_TYPE_SYNONYMS),
+]
+ActivityDirection = Annotated[
+    Literal[DIRECTIONS],  # type: ignore[valid-type]
+    _synonyms(DIRECTIONS, DIRECTION_SYNONYMS),
+]
+Tier = Annotated[Literal[TIERS], _synonyms(TIERS, TIER_SYNONYMS)]  # type: ignore[valid-type]
 NonNegativeFloat = StrictNonNegativeFloat
 LabelList = Annotated[list[Label], Field(max_length=MAX_LIST_ITEMS)]
 

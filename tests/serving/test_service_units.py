@@ -861,3 +861,25 @@ def test_insecure_launch_warns_then_checks_model(tmp_path: Path, caplog: pytest.
     with caplog.at_level("WARNING"), pytest.raises(ModelNotFoundError, match=r"has no 'champion' version"):
         prepare_launch(settings, workers=1, insecure=True)
     assert any("WITHOUT authentication" in record.getMessage() for record in caplog.records)
+
+
+def test_chinese_category_synonyms_accepted() -> None:
+    from serving.api_models import LeadActivity, RepIn
+
+    activity = LeadActivity.model_validate(
+        {"occurred_at": "2025-01-01T10:00:00+08:00", "type": "电话", "direction": "呼出"}
+    )
+    english = LeadActivity.model_validate(
+        {"occurred_at": "2025-01-01T10:00:00+08:00", "type": "Call", "direction": "OUTBOUND"}
+    )
+    rep = RepIn.model_validate(
+        {"rep_id": "R1", "name": "王五", "tier": "资深", "capacity": 10, "active": True}
+    )
+
+    assert (activity.type, activity.direction) == ("call", "outbound")
+    assert (english.type, english.direction) == ("call", "outbound")
+    assert rep.tier == "senior"
+    with pytest.raises(ValueError, match="Input should be 'call'"):
+        LeadActivity.model_validate(
+            {"occurred_at": "2025-01-01T10:00:00+08:00", "type": "飞鸽", "direction": "呼出"}
+        )
