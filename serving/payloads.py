@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
 from data.folder import CustomAttribute
+from data.records import timestamp_in_utc
 from data.schema import LEADS
 from leadscore.errors import DataValidationError
 from leadscore.i18n import Locale, translate
@@ -163,20 +163,13 @@ def to_lead_score(record: Mapping[str, Any]) -> LeadScore:
 def as_aware(value: dt.datetime, timezone: str) -> dt.datetime:
     """Return ``value`` tz-aware in UTC; a naive value is read in ``timezone``.
 
-    Raises DataValidationError for a naive value that a daylight-saving change in ``timezone``
-    skips or repeats, as the data layer does, instead of picking one of the offsets.
+    Converts through ``data.records.timestamp_in_utc``, so a naive value that a daylight-saving
+    change skips or repeats raises DataValidationError as it does for lead records.
     """
-    if value.tzinfo is None:
-        zone = ZoneInfo(timezone)
-        earlier = value.replace(tzinfo=zone, fold=0)
-        later = value.replace(tzinfo=zone, fold=1)
-        if earlier.utcoffset() != later.utcoffset():
-            raise DataValidationError(
-                f"{value.isoformat()!r} has no offset and is skipped or repeated by a daylight-saving "
-                f"change in {timezone}; send it with the UTC offset it was recorded in, as +HH:MM"
-            )
-        value = earlier
-    return value.astimezone(dt.UTC)
+    timestamp = timestamp_in_utc(value, timezone)
+    if timestamp is None:
+        raise DataValidationError(f"{value!r} is not a datetime")
+    return timestamp.to_pydatetime()
 
 
 def as_aware_field(value: dt.datetime, timezone: str, field: str) -> dt.datetime:

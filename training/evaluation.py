@@ -150,7 +150,7 @@ def evaluate_test_folds(
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, str]]:
     """Score the model and the baselines on the test folds; return metrics, plot inputs and notes.
 
-    The notes say, per baseline, how it was fitted or why it was skipped.
+    The notes record, per baseline, how it was fitted or why it was skipped.
     The model's numbers come from ``holdout_scores`` (the one score path). The rule and
     logistic baselines score the conversion test fold and BG/NBD + Gamma-Gamma the converted
     leads of the LTV test fold.

@@ -188,8 +188,8 @@ def _boosters_with_layout(bundle: ScorerBundle, names: tuple[str, ...]) -> list[
 def _rules_fit(rules: Sequence[RuleFactor], kinds: Mapping[str, str]) -> bool:
     """Return True when every rule reads a feature of the kind its levels expect."""
     for rule in rules:
-        wanted = "numeric" if rule.is_numeric else "categorical"
-        if kinds.get(rule.column) != wanted:
+        expected = "numeric" if rule.is_numeric else "categorical"
+        if kinds.get(rule.column) != expected:
             return False
         if rule.only_if is not None and kinds.get(rule.only_if) != "numeric":
             return False

@@ -42,7 +42,7 @@ BATCH_ROWS = 100_000
 """Rows read per record batch in the partition pass and the orders scan; sets memory, not results."""
 READ_BUFFER_BYTES = 1 << 20
 """Read buffer of the streaming Parquet reader. With pyarrow's default pre_buffer, whole row
-groups are read ahead; on 20 million activities that raised peak memory by about 300 MiB in
+groups are read ahead. On 20 million activities that raised peak memory by about 300 MiB, in
 one measurement on this project's benchmark machine."""
 OPEN_ROW_GROUPS = 2_000
 _SPARE_FILES = 64

@@ -554,7 +554,7 @@ def test_spark_udf_scores_like_pyfunc(trained: Trained, monkeypatch: pytest.Monk
     )
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("pyspark is installed but Java is not; Spark needs Java 17 or newer on PATH or JAVA_HOME")
-    # Spark's Python workers start the first python on PATH unless told to use this interpreter.
+    # Spark's Python workers start the first python on PATH unless PYSPARK_PYTHON names this interpreter.
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
     monkeypatch.setenv("PYSPARK_DRIVER_PYTHON", sys.executable)
     import mlflow
