@@ -22,8 +22,11 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from data.parsing import (
     ACTIVITY_TYPE_SYNONYMS,
@@ -45,11 +48,14 @@ from data.schema import (
 from data.stages import ALL_STAGES, normalize_stage
 from leadscore.i18n import Locale
 from serving.input_types import (
+    CONTROL_FREE_PATTERN,
     StrictFiniteFloat,
     StrictNonNegativeFloat,
     StrictNonNegativeInt,
     Timestamp,
+    attribute_value_validator,
     check_unicode,
+    reject_control_characters,
 )
 
 MAX_LEADS_PER_REQUEST = 10_000
@@ -58,21 +64,34 @@ MAX_EVENTS_PER_LEAD = 5_000
 MAX_REPS_PER_REQUEST = 5_000
 MAX_REPORTED_EVENTS = 10_000
 MAX_ID_CHARS = 128
+# Rep ids are stored in VARCHAR(64) columns (serving.store_models), so longer ones are rejected here.
+MAX_REP_ID_CHARS = 64
 MAX_LABEL_CHARS = 200
 MAX_TEXT_CHARS = 2_000
 MAX_LIST_ITEMS = 200
+# The largest value of the INTEGER column reps.capacity on PostgreSQL (a signed 32-bit integer).
+MAX_REP_CAPACITY = 2_147_483_647
 
 Grade = Literal["A", "B", "C", "D"]
 SegmentName = Literal["high_value", "standard", "nurture"]
 Direction = Literal["positive", "negative"]
 
-# Ids are logged, so control characters (which could forge log lines) are rejected.
+
+# Ids are logged, so control characters (which could forge log lines) are rejected anywhere in
+# them, before the surrounding spaces are stripped.
 Identifier = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$"
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS),
     AfterValidator(check_unicode),
+    BeforeValidator(reject_control_characters),
+    Field(json_schema_extra={"pattern": CONTROL_FREE_PATTERN}),
+]
+RepIdentifier = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REP_ID_CHARS),
+    AfterValidator(check_unicode),
+    BeforeValidator(reject_control_characters),
+    Field(json_schema_extra={"pattern": CONTROL_FREE_PATTERN}),
 ]
 Label = Annotated[
     str,
@@ -81,7 +100,7 @@ Label = Annotated[
 ]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(check_unicode)]
 FiniteFloat = StrictFiniteFloat
-AttributeValue = bool | int | FiniteFloat | Text | None
+AttributeValue = Annotated[bool | int | float | str | None, attribute_value_validator(MAX_TEXT_CHARS)]
 
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=False)
 _ACCEPTED_STAGES = ", ".join(f"{stage.code}/{stage.name_zh}" for stage in ALL_STAGES)
@@ -364,29 +383,90 @@ class RouteResponse(StrictModel):
 # --- roster --------------------------------------------------------------------------------------
 
 
-class RepIn(StrictModel):
-    """One rep of the roster."""
+_KEEPS = " Left out: a stored rep keeps its value."
+# The error each field that must not be null raises for null, so the 422 names what to send.
+_NULL_ERRORS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+    "name": ("string_type", "Input should be a valid string", None),
+    "tier": ("literal_error", "Input should be {expected}", {"expected": " or ".join(map(repr, TIERS))}),
+    "capacity": ("int_type", "Input should be a valid integer", None),
+    "active": ("bool_type", "Input should be a valid boolean", None),
+}
 
-    rep_id: Identifier = Field(description=_doc(REPS, "rep_id"))
-    name: Label = Field(description=_doc(REPS, "name"))
-    tier: Tier = Field(description=_doc(REPS, "tier"))
-    capacity: StrictNonNegativeInt = Field(description=_doc(REPS, "capacity"))
+
+def _not_null_in_schema(schema: dict[str, Any]) -> None:
+    """Drop null from a field's JSON schema when None only stands for the field being left out."""
+    schema.pop("default", None)
+    members = schema.pop("anyOf", None)
+    if members is not None:
+        schema.update(next(member for member in members if member.get("type") != "null"))
+
+
+class RepIn(StrictModel):
+    """One rep of the roster: a new rep, or the fields to change of a stored rep.
+
+    A field left out keeps the stored rep's value, so a CRM can send only what changed. A new
+    rep must send name, tier and capacity, because none of them has a safe default.
+    """
+
+    rep_id: RepIdentifier = Field(description=_doc(REPS, "rep_id"))
+    name: Label | None = Field(
+        None,
+        json_schema_extra=_not_null_in_schema,
+        description=_doc(REPS, "name") + " Required for a new rep." + _KEEPS,
+    )
+    tier: Tier | None = Field(
+        None,
+        json_schema_extra=_not_null_in_schema,
+        description=_doc(REPS, "tier") + " Required for a new rep." + _KEEPS,
+    )
+    capacity: StrictNonNegativeInt | None = Field(
+        None,
+        le=MAX_REP_CAPACITY,
+        json_schema_extra=_not_null_in_schema,
+        description=_doc(REPS, "capacity") + " Required for a new rep." + _KEEPS,
+    )
     regions: LabelList | None = Field(
-        None, description=_doc(REPS, "regions") + " Empty or absent: any region."
+        None,
+        description=_doc(REPS, "regions")
+        + " Empty or null: any region. Left out: a stored rep keeps its regions, a new rep serves any.",
     )
     skills: LabelList | None = Field(
-        None, description=_doc(REPS, "skills") + " Empty or absent: any industry."
+        None,
+        description=_doc(REPS, "skills")
+        + " Empty or null: any industry. Left out: a stored rep keeps its skills, a new rep takes any.",
     )
-    hired_at: Timestamp | None = Field(None, description=_doc(REPS, "hired_at"))
-    active: StrictBool = Field(description=_doc(REPS, "active"))
-    manager_id: Identifier | None = Field(None, description=_doc(REPS, "manager_id"))
+    hired_at: Timestamp | None = Field(None, description=_doc(REPS, "hired_at") + " Null clears it." + _KEEPS)
+    active: StrictBool | None = Field(
+        None,
+        json_schema_extra=_not_null_in_schema,
+        description=_doc(REPS, "active") + " Left out: a stored rep keeps its flag, a new rep is active.",
+    )
+    manager_id: RepIdentifier | None = Field(
+        None, description=_doc(REPS, "manager_id") + " Null removes the manager." + _KEEPS
+    )
+
+    @field_validator(*_NULL_ERRORS, mode="before")
+    @classmethod
+    def _reject_null(cls, value: Any, info: ValidationInfo) -> Any:
+        """Reject an explicit null where leaving the field out is the way to keep the stored value."""
+        if value is None:
+            error_type, template, context = _NULL_ERRORS[str(info.field_name)]
+            raise PydanticCustomError(error_type, template, context)
+        return value
+
+    def sent_fields(self) -> dict[str, Any]:
+        """Return rep_id and the fields the request sent, by name; fields left out are absent."""
+        return self.model_dump(include={"rep_id", *self.model_fields_set})
 
 
 class RosterUpdateRequest(StrictModel):
-    """Reps to insert or update."""
+    """Reps to insert or change."""
 
     reps: list[RepIn] = Field(
-        min_length=1, max_length=MAX_REPS_PER_REQUEST, description="Reps, each rep_id once. / 销售名单。"
+        min_length=1,
+        max_length=MAX_REPS_PER_REQUEST,
+        description="Reps, each rep_id once. A stored rep changes only in the fields sent. / "
+        "销售名单；已有销售只更新所发送的字段。",
     )
     replace: StrictBool = Field(
         False,
@@ -399,7 +479,7 @@ class RosterUpdateResponse(StrictModel):
     """Changes a roster update made."""
 
     inserted: list[str] = Field(description="Rep ids added.")
-    updated: list[str] = Field(description="Rep ids whose fields were replaced.")
+    updated: list[str] = Field(description="Rep ids already stored; the fields sent were written.")
     deactivated: list[str] = Field(description="Rep ids made inactive because replace was true.")
 
 
@@ -433,7 +513,7 @@ class ReportedActivity(StrictModel):
 
     activity_id: Identifier = Field(description=_doc(ACTIVITIES, "activity_id"))
     lead_id: Identifier = Field(description=_doc(ACTIVITIES, "lead_id"))
-    rep_id: Identifier | None = Field(None, description=_doc(ACTIVITIES, "rep_id"))
+    rep_id: RepIdentifier | None = Field(None, description=_doc(ACTIVITIES, "rep_id"))
     occurred_at: Timestamp = Field(description=_doc(ACTIVITIES, "occurred_at"))
     type: ActivityType = Field(description=_doc(ACTIVITIES, "type"))
     direction: ActivityDirection = Field(description=_doc(ACTIVITIES, "direction"))

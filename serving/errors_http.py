@@ -29,7 +29,13 @@ from starlette.routing import Match
 
 from leadscore.errors import ConflictError, DataValidationError, LeadscoreError
 from leadscore.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES, Locale, register_messages, translate
-from serving.input_types import LONE_SURROGATE_ERROR, TIMESTAMP_YEAR_ERROR
+from serving.input_types import (
+    ATTRIBUTE_VALUE_ERROR,
+    CONTROL_CHARACTER_ERROR,
+    CONTROL_CHARACTERS,
+    LONE_SURROGATE_ERROR,
+    TIMESTAMP_YEAR_ERROR,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +47,14 @@ BODY_PARSE_DETAIL = "There was an error parsing the body"
 INTERNAL_CODE = "internal_error"
 DATABASE_CODE = "database_unavailable"
 MAX_VALUE_CHARS = 120
+# Problems listed under ``errors``. A body of a few hundred kilobytes can contain tens of thousands
+# of mistakes: 20,000 unknown fields in a 318 kB body gave a 10.7 MB error body when all were listed.
+MAX_LISTED_PROBLEMS = 100
 # Top-level request parts that FastAPI puts first in an error location.
 _LOCATION_ROOTS = frozenset({"body", "query", "path", "header"})
 _QUOTED = re.compile(r"'([^']*)'")
+# The last part of a pydantic location whose error is in a dict key, not its value.
+_DICT_KEY_MARKER = "[key]"
 
 _MESSAGES: dict[str, dict[str, str]] = {
     "http.missing": {"en": "{field} is required", "zh-CN": "缺少必填字段 {field}"},
@@ -93,6 +104,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "zh-CN": "{field}={value} 含有单独的 UTF-16 代理码元，不是有效的 Unicode 文本，"
         "请发送 UTF-8 编码的文本",
     },
+    "http.control_character": {
+        "en": "{field}={value} contains the control character {character}; "
+        "send the id as printable text without control characters or line breaks",
+        "zh-CN": "{field}={value} 含有控制字符 {character}，请发送不含控制字符和换行符的可打印文本",
+    },
     "http.timestamp_year": {
         "en": "{field}={value} is outside the supported years {first} to {last}; check the date",
         "zh-CN": "{field}={value} 超出支持的年份范围 {first} 至 {last}，请检查日期",
@@ -114,6 +130,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "send a JSON object encoded as UTF-8",
         "zh-CN": "请求体不是有效的 UTF-8（位置 {position} 的字节 {byte}），请发送 UTF-8 编码的 JSON 对象",
     },
+    "http.body_not_utf8_encoding": {
+        "en": "the request body is encoded as {encoding}, but JSON sent between systems must be "
+        "UTF-8 (RFC 8259); send a JSON object encoded as UTF-8",
+        "zh-CN": "请求体的编码为 {encoding}，而系统间传输的 JSON 必须使用 UTF-8 编码（RFC 8259），"
+        "请发送 UTF-8 编码的 JSON 对象",
+    },
     "http.body_too_deep": {
         "en": "the request body nests JSON arrays or objects too deeply to parse; "
         "send a UTF-8 JSON object as docs/api.md describes",
@@ -131,6 +153,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "http.several": {
         "en": "{count} problems in the request; the first: {first}",
         "zh-CN": "请求中有 {count} 处问题，第一处：{first}",
+    },
+    "http.several_listed": {
+        "en": "{count} problems in the request, of which errors lists the first {listed}; the first: {first}",
+        "zh-CN": "请求中有 {count} 处问题，errors 列出前 {listed} 处；第一处：{first}",
     },
     "http.internal": {
         "en": "internal error while handling request {request_id}; the server log has the details",
@@ -198,6 +224,10 @@ _EXPECTED: dict[str, tuple[str, str]] = {
     ),
     "list": ("a JSON array", "JSON 数组"),
     "object": ("a JSON object", "JSON 对象"),
+    "attribute": (
+        "a string, a finite number, true, false or null",
+        "字符串、有限数值、true、false 或 null",
+    ),
 }
 _TYPE_ERRORS: dict[str, str] = {
     "int_type": "int",
@@ -217,6 +247,7 @@ _TYPE_ERRORS: dict[str, str] = {
     "dict_type": "object",
     "model_type": "object",
     "model_attributes_type": "object",
+    ATTRIBUTE_VALUE_ERROR: "attribute",
 }
 _RANGE_ERRORS: dict[str, tuple[str, str]] = {
     "greater_than": ("gt", ">"),
@@ -225,6 +256,11 @@ _RANGE_ERRORS: dict[str, tuple[str, str]] = {
     "less_than_equal": ("le", "<="),
 }
 _LENGTH_ERRORS = frozenset({"too_short", "too_long", "string_too_short", "string_too_long"})
+_CONTROL_ALLOWED = (
+    "printable text without control characters (U+0000 to U+001F, U+007F to U+009F) "
+    "or line separators (U+2028, U+2029)"
+)
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 class RequestProblemsError(DataValidationError):
@@ -235,6 +271,10 @@ class RequestProblemsError(DataValidationError):
     def __init__(self, problems: Sequence[Problem], message: str | None = None) -> None:
         super().__init__(message or "; ".join(problem.message for problem in problems))
         self.problems = tuple(problems)
+
+    def problems_in(self, locale: Locale) -> tuple[Problem, ...]:
+        """Return the problems with messages in ``locale``; these were written when raised."""
+        return self.problems
 
 
 class ConflictProblemsError(ConflictError):
@@ -293,7 +333,10 @@ def error_body(
     request_id: str | None,
     problems: Sequence[Problem] = (),
 ) -> dict[str, Any]:
-    """Build the JSON error body; ``field``, ``value`` and ``allowed`` repeat the first problem."""
+    """Build the JSON error body; ``field``, ``value`` and ``allowed`` repeat the first problem.
+
+    At most ``MAX_LISTED_PROBLEMS`` problems are listed.
+    """
     first = problems[0] if problems else None
     return {
         "code": code,
@@ -302,7 +345,7 @@ def error_body(
         "value": first.value if first else None,
         "allowed": first.allowed if first else None,
         "request_id": request_id,
-        "errors": [problem.to_dict() for problem in problems],
+        "errors": [problem.to_dict() for problem in problems[:MAX_LISTED_PROBLEMS]],
     }
 
 
@@ -338,13 +381,22 @@ def validation_error_body(
     ``body_model`` is the request's body model; with it an unknown field lists the fields
     accepted at its position.
     """
-    register_error_messages()
-    problems = [describe_problem(error, locale=locale, body_model=body_model) for error in errors]
-    if len(problems) == 1:
-        message = problems[0].message
-    else:
-        message = translate("http.several", locale, count=len(problems), first=problems[0].message)
+    listed = errors[:MAX_LISTED_PROBLEMS]
+    problems = [describe_problem(error, locale=locale, body_model=body_model) for error in listed]
+    message = problems_message(problems, len(errors), locale)
     return error_body(VALIDATION_CODE, message, request_id=request_id, problems=problems)
+
+
+def problems_message(problems: Sequence[Problem], count: int, locale: Locale) -> str:
+    """Return the message of an error body: the one problem, or the count of ``count`` and the first."""
+    register_error_messages()
+    if count == 1:
+        return problems[0].message
+    if count > len(problems):
+        return translate(
+            "http.several_listed", locale, count=count, listed=len(problems), first=problems[0].message
+        )
+    return translate("http.several", locale, count=count, first=problems[0].message)
 
 
 @dataclass(frozen=True)
@@ -513,6 +565,18 @@ def _describe_lone_surrogate(view: _ErrorView) -> Problem:
     return Problem(view.field, view.value, "valid Unicode text", message, view.error_type)
 
 
+def _describe_control_character(view: _ErrorView) -> Problem:
+    escaped = escape_control_characters(_cut_text(str(view.raw_input)))
+    message = translate(
+        "http.control_character",
+        view.locale,
+        field=view.shown_field,
+        value=f"'{escaped}'",
+        character=view.context.get("character", "?"),
+    )
+    return Problem(view.field, escaped, _CONTROL_ALLOWED, message, view.error_type)
+
+
 def _describe_timestamp_year(view: _ErrorView) -> Problem:
     first, last = view.context.get("first"), view.context.get("last")
     message = translate(
@@ -529,22 +593,46 @@ _DESCRIBERS: dict[str, Callable[[_ErrorView], Problem]] = {
     "literal_error": _describe_choice,
     "enum": _describe_choice,
     LONE_SURROGATE_ERROR: _describe_lone_surrogate,
+    CONTROL_CHARACTER_ERROR: _describe_control_character,
     TIMESTAMP_YEAR_ERROR: _describe_timestamp_year,
 }
 
 
 def format_location(location: Sequence[Any]) -> str | None:
-    """Render a pydantic location as a JSON path: ``("body", "leads", 0, "type")`` -> ``leads[0].type``."""
+    """Render a pydantic location as a JSON path: ``("body", "leads", 0, "type")`` -> ``leads[0].type``.
+
+    Names come from the request (unknown fields, attribute names), so their control
+    characters are escaped. Pydantic's ``[key]`` marker after a dict key is dropped, so an
+    invalid attribute name reads ``leads[0].attributes.<name>``.
+    """
     parts = list(location)
     if parts and parts[0] in _LOCATION_ROOTS:
         parts = parts[1:]
     text = ""
     for part in parts:
+        if part == _DICT_KEY_MARKER:
+            continue
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            name = escape_control_characters(_cut_text(str(part)))
+            text += f".{name}" if text else name
     return text or None
+
+
+def escape_control_characters(text: str) -> str:
+    """Return ``text`` with each control character or line separator written as an escape, such as ``\\n``."""
+    return CONTROL_CHARACTERS.sub(_escape_character, text)
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    character = match.group()
+    code = ord(character)
+    return _NAMED_ESCAPES.get(character) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def _cut_text(text: str) -> str:
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
 
 
 def displayable_value(value: Any) -> Any:
@@ -556,8 +644,7 @@ def displayable_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | float | int):
         return _displayable_number(value)
     if isinstance(value, str):
-        text = value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS] + "…"
-        return utf8_safe(text)
+        return utf8_safe(_cut_text(value))
     if isinstance(value, Mapping):
         return f"<object with {len(value)} keys>"
     if isinstance(value, list | tuple):
@@ -664,6 +751,20 @@ def trailing_slash_text(locale: Locale, path: str, suggested: str) -> str:
     return translate("http.trailing_slash", locale, path=path, suggested=suggested)
 
 
+def wrong_encoding_message(encoding: str, locale: Locale) -> str:
+    """Return the message for a JSON body sent in ``encoding`` (such as UTF-16LE) instead of UTF-8."""
+    register_error_messages()
+    return translate("http.body_not_utf8_encoding", locale, encoding=encoding)
+
+
+def choice_problem(field: str, value: str, choices: Sequence[str], locale: Locale) -> Problem:
+    """Return the Problem of a value outside ``choices`` found outside the body model, such as a query."""
+    register_error_messages()
+    shown = displayable_value(value)
+    message = translate("http.choice", locale, field=field, value=_quoted(shown), allowed=", ".join(choices))
+    return Problem(field, shown, list(choices), message, "literal_error")
+
+
 def unreadable_body_message(cause: BaseException | None, locale: Locale) -> str:
     """Return what made a request body unreadable as JSON and what to send instead."""
     register_error_messages()
@@ -706,15 +807,11 @@ def install_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
 
     async def on_request_problems(request: Request, error: Exception) -> JSONResponse:
         failure = typing.cast(RequestProblemsError, error)
-        problems = failure.problems
         locale = _request_locale(request, hooks, None)
+        problems = failure.problems_in(locale)
         hooks.on_validation_error(request.url.path)
         _remember_error(request, VALIDATION_CODE)
-        if len(problems) == 1:
-            message = problems[0].message
-        else:
-            register_error_messages()
-            message = translate("http.several", locale, count=len(problems), first=problems[0].message)
+        message = problems_message(problems[:MAX_LISTED_PROBLEMS], len(problems), locale)
         return _json(
             failure.http_status,
             error_body(failure.code, message, request_id=_request_id(request), problems=problems),

@@ -7,10 +7,12 @@ value received and the form it accepts.
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, Strict
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, Strict
 from pydantic_core import PydanticCustomError
 
 from data.records import FIRST_SUPPORTED_YEAR, LAST_SUPPORTED_YEAR
@@ -18,6 +20,14 @@ from data.records import FIRST_SUPPORTED_YEAR, LAST_SUPPORTED_YEAR
 # Error types the service's 422 describer has a sentence for (serving.errors_http).
 LONE_SURROGATE_ERROR = "string_unicode"
 TIMESTAMP_YEAR_ERROR = "timestamp_year"
+CONTROL_CHARACTER_ERROR = "control_character"
+ATTRIBUTE_VALUE_ERROR = "attribute_value_type"
+
+# Control characters (Unicode category Cc) and the line and paragraph separators. Ids are
+# logged, and each of these can end a log line or forge a new one.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The same rule as a JSON Schema pattern, for the API description.
+CONTROL_FREE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 
 
 def check_unicode(value: str) -> str:
@@ -33,6 +43,53 @@ def check_unicode(value: str) -> str:
             LONE_SURROGATE_ERROR, "Input contains a lone UTF-16 surrogate, which is not valid Unicode"
         ) from None
     return value
+
+
+def reject_control_characters(value: Any) -> Any:
+    """Reject text that contains a control character or line separator anywhere, even at either end.
+
+    Runs before whitespace is stripped, so an id with a trailing newline is an error instead
+    of being quietly shortened. Other types pass unchanged for the string validator to reject.
+    """
+    if not isinstance(value, str):
+        return value
+    found = CONTROL_CHARACTERS.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            CONTROL_CHARACTER_ERROR,
+            "Input contains the control character {character}",
+            {"character": f"U+{ord(found.group()):04X}"},
+        )
+    return value
+
+
+def attribute_value_validator(max_text_chars: int) -> PlainValidator:
+    """Return the validator of a custom lead attribute value: text, a finite number, a boolean or null.
+
+    One plain validator replaces a union of those types, because a union reports one error
+    per member type, each under a made-up location such as ``attributes.x.bool``.
+    """
+
+    def check(value: Any) -> bool | int | float | str | None:
+        if value is None or isinstance(value, bool | int):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise PydanticCustomError("finite_number", "Input should be a finite number")
+            return value
+        if isinstance(value, str):
+            if len(value) > max_text_chars:
+                raise PydanticCustomError(
+                    "string_too_long",
+                    "String should have at most {max_length} characters",
+                    {"max_length": max_text_chars},
+                )
+            return check_unicode(value)
+        raise PydanticCustomError(
+            ATTRIBUTE_VALUE_ERROR, "Input should be a string, a finite number, true, false or null"
+        )
+
+    return PlainValidator(check, json_schema_input_type=bool | int | float | str | None)
 
 
 def parse_iso_timestamp(value: Any) -> Any:

@@ -5,12 +5,14 @@ For each HTTP request it
 1. takes the caller's ``X-Request-ID`` when it is a short token, else makes a new one, and
    returns it in the ``X-Request-ID`` response header;
 2. rejects a request to a protected path without the right bearer token (401);
-3. rejects a body over the size limit (413), by ``Content-Length`` before reading anything
-   and by counting bytes for chunked bodies;
-4. writes one log line with the request id, method, path, status, duration and the lead ids
+3. rejects a ``locale`` query parameter that names no supported locale (422);
+4. rejects a body over the size limit (413), by ``Content-Length`` before reading anything
+   and by counting bytes for chunked bodies, and a body in UTF-16 or UTF-32 (400), which
+   Python's JSON parser would otherwise decode silently;
+5. writes one log line with the request id, method, path, status, duration and the lead ids
    that the endpoint recorded in ``request.state.lead_ids``. Bodies, names and phone numbers
    never reach the log;
-5. turns an exception that escapes the app into an ordinary JSON 500 response. Starlette sends
+6. turns an exception that escapes the app into an ordinary JSON 500 response. Starlette sends
    its 500 and then re-raises, and uvicorn closes the keep-alive connection when the exception
    reaches it, so the guard keeps it from the server.
 
@@ -30,18 +32,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from leadscore.errors import PayloadTooLargeError
-from leadscore.i18n import DEFAULT_LOCALE, Locale, translate
+from leadscore.i18n import DEFAULT_LOCALE, SUPPORTED_LOCALES, Locale, translate
 from serving.auth import BearerTokenVerifier
 from serving.errors_http import (
     INTERNAL_CODE,
+    UNREADABLE_BODY_CODE,
+    VALIDATION_CODE,
+    Problem,
+    choice_problem,
     error_body,
     register_error_messages,
     routing_error_text,
     trailing_slash_text,
+    wrong_encoding_message,
 )
 from serving.metrics import ServiceMetrics
 from serving.public_pages import DOCS_PATH, INDEX_PATH, send_index_page, with_service_info
-from serving.request_locale import locale_from_headers
+from serving.request_locale import QUERY_LOCALE, invalid_query_locale, locale_from_headers
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +65,15 @@ UNLOGGED_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 MAX_LOGGED_LEAD_IDS = 20
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+# Encodings that json.detect_encoding (which json.loads uses on bytes) finds, by display name.
+_NON_UTF8_ENCODINGS = {
+    "utf-16": "UTF-16",
+    "utf-16-be": "UTF-16BE",
+    "utf-16-le": "UTF-16LE",
+    "utf-32": "UTF-32",
+    "utf-32-be": "UTF-32BE",
+    "utf-32-le": "UTF-32LE",
+}
 
 
 @dataclass(frozen=True)
@@ -158,7 +174,8 @@ class RequestGuard:
             return
 
         config = self.config_provider()
-        locale = locale_from_headers(scope.get("query_string", b""), headers, config.default_locale)
+        query_string = scope.get("query_string", b"")
+        locale = locale_from_headers(query_string, headers, config.default_locale)
         send = _routing_errors_as_json(send, scope, locale, request_id)
 
         if config.verifier is not None:
@@ -177,6 +194,25 @@ class RequestGuard:
                 )
                 return
 
+        bad_locale = invalid_query_locale(query_string)
+        if bad_locale is not None:
+            locale_problem = choice_problem(QUERY_LOCALE, bad_locale, SUPPORTED_LOCALES, locale)
+            await self._reject_problem(send, config, request_id, scope, path, locale_problem)
+            return
+
+        await self._forward_with_body(scope, receive, send, headers, config, locale, request_id)
+
+    async def _forward_with_body(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        config: GuardConfig,
+        locale: Locale,
+        request_id: str,
+    ) -> None:
+        """Pass the request to the app with its body read, unless the body is too large or not UTF-8."""
         limit = config.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -186,9 +222,16 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         try:
-            replay = await _buffer_body(receive, limit)
+            body, replay = await _buffer_body(receive, limit)
         except PayloadTooLargeError:
             await self._reject_too_large(send, config, locale, request_id, scope, None)
+            return
+
+        encoding = _non_utf8_encoding(body)
+        if encoding is not None:
+            scope["state"]["error_code"] = UNREADABLE_BODY_CODE
+            message = wrong_encoding_message(encoding, locale)
+            await _send_error(send, 400, UNREADABLE_BODY_CODE, message, request_id)
             return
         await self.app(scope, replay, send)
 
@@ -205,6 +248,15 @@ class RequestGuard:
             send = with_service_info(send)
         locale = self._locale(scope, headers)
         await self.app(scope, receive, _routing_errors_as_json(send, scope, locale, request_id))
+
+    async def _reject_problem(
+        self, send: Send, config: GuardConfig, request_id: str, scope: Scope, path: str, problem: Problem
+    ) -> None:
+        """Send the 422 of one problem found before the app runs, counted like a body validation error."""
+        if config.metrics is not None:
+            config.metrics.validation_errors.labels(path=path).inc()
+        scope["state"]["error_code"] = VALIDATION_CODE
+        await _send_error(send, 422, VALIDATION_CODE, problem.message, request_id, problems=[problem])
 
     async def _reject_too_large(
         self,
@@ -225,8 +277,11 @@ class RequestGuard:
         await _send_error(send, 413, "payload_too_large", message, request_id)
 
 
-async def _buffer_body(receive: Receive, limit: int) -> Receive:
-    """Read the whole body (PayloadTooLargeError past ``limit`` bytes); return a receive that replays it."""
+async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, Receive]:
+    """Read the whole body, raising PayloadTooLargeError past ``limit`` bytes.
+
+    Returns the body and a receive callable that replays it to the app.
+    """
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -256,7 +311,18 @@ async def _buffer_body(receive: Receive, limit: int) -> Receive:
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return replay
+    return body, replay
+
+
+def _non_utf8_encoding(body: bytes) -> str | None:
+    """Return the display name of the UTF-16 or UTF-32 encoding the JSON parser would decode ``body`` with.
+
+    A UTF-8 body, with or without a byte order mark, returns None. RFC 8259 lets a parser
+    ignore that mark, so it is accepted.
+    """
+    if not body:
+        return None
+    return _NON_UTF8_ENCODINGS.get(json.detect_encoding(body))
 
 
 def _routing_errors_as_json(send: Send, scope: Scope, locale: Locale, request_id: str) -> Send:
@@ -351,8 +417,10 @@ async def _send_error(
     request_id: str,
     *,
     extra_headers: list[tuple[bytes, bytes]] | None = None,
+    problems: list[Problem] | None = None,
 ) -> None:
-    payload = json.dumps(error_body(code, message, request_id=request_id), ensure_ascii=False).encode("utf-8")
+    body = error_body(code, message, request_id=request_id, problems=problems or ())
+    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
     headers = [
         (b"content-type", b"application/json; charset=utf-8"),
         (b"content-length", str(len(payload)).encode("ascii")),

@@ -2,8 +2,9 @@
 
 Precedence, highest first: the ``locale`` field of the JSON body, the ``locale`` query
 parameter, the ``Accept-Language`` header, the service default (``Settings.locale``). An
-unsupported value in the body or query is a validation error of that field. An
-``Accept-Language`` header without a supported language is ignored.
+unsupported value in the body or query is a validation error of that field: the body model
+rejects the body's, and the request guard rejects the query's with ``invalid_query_locale``.
+An ``Accept-Language`` header without a supported language is ignored.
 """
 
 from __future__ import annotations
@@ -15,11 +16,24 @@ from typing import Any
 from leadscore.errors import ConfigError
 from leadscore.i18n import Locale, parse_locale
 
+QUERY_LOCALE = "locale"
+
+
+def invalid_query_locale(query_string: bytes) -> str | None:
+    """Return the first ``locale`` query value that names no supported locale (blank included), or None."""
+    query = urllib.parse.parse_qs(query_string.decode("utf-8", "replace"), keep_blank_values=True)
+    for value in query.get(QUERY_LOCALE, []):
+        try:
+            parse_locale(value)
+        except ConfigError:
+            return value
+    return None
+
 
 def locale_from_headers(query_string: bytes, headers: Mapping[str, str], default: Locale) -> Locale:
     """Return the locale named by the ``locale`` query parameter or ``Accept-Language``, else ``default``."""
-    query = urllib.parse.parse_qs(query_string.decode("latin-1"))
-    for value in query.get("locale", []):
+    query = urllib.parse.parse_qs(query_string.decode("utf-8", "replace"))
+    for value in query.get(QUERY_LOCALE, []):
         try:
             return parse_locale(value)
         except ConfigError:

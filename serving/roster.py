@@ -1,8 +1,10 @@
 """The sales roster in the routing store: validation, upserts and listing with loads.
 
 Roster rows use the columns of ``data.schema.REPS``. ``parse_reps`` checks every row before
-anything is written and reports every problem with its rep id and field. Rep names are
-stored for people to read and never logged.
+anything is written and reports every problem with its rep id and field. ``upsert_reps``
+writes whole rows, as a roster file has them. ``apply_rep_changes`` writes only the fields a
+CRM sent and keeps the stored values of the others. Rep names are stored for people to read
+and never logged.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from sqlalchemy.engine import Connection
 
 from data.schema import TIERS
 from leadscore.errors import DataValidationError
-from serving.store import RoutingStore, open_loads
+from serving.store import RoutingStore, lock_roster, open_loads
 from serving.store_models import reps, row_to_dict
 
 logger = logging.getLogger(__name__)
 
 _MAX_PROBLEMS_SHOWN = 20
+_MAX_CHANGES_LOGGED = 20
+# Fields a new rep must have because no default is safe: a made-up name, tier or capacity
+# would route leads by a guess. Active defaults to true and the rest to empty.
+NEW_REP_FIELDS = ("name", "tier", "capacity")
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,24 @@ class RosterUpdate:
     inserted: tuple[str, ...]
     updated: tuple[str, ...]
     deactivated: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MissingRepFields:
+    """The fields a new rep lacks, with the rep's position in the change list."""
+
+    position: int
+    rep_id: str
+    fields: tuple[str, ...]
+
+
+class NewRepFieldsMissingError(DataValidationError):
+    """New reps in a roster change that lack fields of ``NEW_REP_FIELDS``."""
+
+    def __init__(self, missing: Sequence[MissingRepFields]) -> None:
+        self.missing = tuple(missing)
+        listed = "; ".join(f"rep {item.rep_id!r} lacks {', '.join(item.fields)}" for item in missing)
+        super().__init__(f"a new rep needs {', '.join(NEW_REP_FIELDS)}: {listed}")
 
 
 def parse_reps(rows: Iterable[Mapping[str, Any]]) -> list[Rep]:
@@ -210,6 +234,70 @@ def upsert_reps(
         lambda connection: _upsert_reps(connection, validated, now, deactivate_missing),
         operation="roster update",
     )
+
+
+def apply_rep_changes(
+    store: RoutingStore,
+    changes: Sequence[Mapping[str, Any]],
+    *,
+    now: datetime,
+    deactivate_missing: bool = False,
+) -> RosterUpdate:
+    """Insert new reps and change stored ones in only the fields given, in one transaction.
+
+    Each change contains ``rep_id`` and the fields to set, as in ``data.schema.REPS``. A field
+    left out keeps the stored value. A new rep must give every field of ``NEW_REP_FIELDS``,
+    else NewRepFieldsMissingError names the ones missing. The merged rows pass ``parse_reps``
+    before anything is written, and the roster stays locked (on PostgreSQL) from the read to
+    the commit, so two concurrent changes to different fields of one rep both survive.
+    """
+
+    def work(connection: Connection) -> RosterUpdate:
+        lock_roster(connection)
+        stored = {row.rep_id: _rep_from_row(row_to_dict(row)) for row in connection.execute(sa.select(reps))}
+        roster = parse_reps(_merged_rows(changes, stored))
+        _log_changed_fields(roster, stored)
+        return _upsert_reps(connection, roster, now, deactivate_missing)
+
+    return store.run(work, operation="roster change")
+
+
+def _merged_rows(changes: Sequence[Mapping[str, Any]], stored: Mapping[str, Rep]) -> list[dict[str, Any]]:
+    """Return each change laid over its stored rep; raise when a new rep lacks a required field."""
+    rows: list[dict[str, Any]] = []
+    missing: list[MissingRepFields] = []
+    for position, change in enumerate(changes):
+        rep_id = str(change.get("rep_id"))
+        current = stored.get(rep_id)
+        if current is not None:
+            rows.append({**dataclasses.asdict(current), **change})
+            continue
+        lacking = tuple(name for name in NEW_REP_FIELDS if name not in change)
+        if lacking:
+            missing.append(MissingRepFields(position, rep_id, lacking))
+        rows.append(dict(change))
+    if missing:
+        raise NewRepFieldsMissingError(missing)
+    return rows
+
+
+def _log_changed_fields(roster: Sequence[Rep], stored: Mapping[str, Rep]) -> None:
+    """Log which fields each stored rep changes (names of fields only, never values)."""
+    changes: list[str] = []
+    for rep in roster:
+        current = stored.get(rep.rep_id)
+        if current is None:
+            continue
+        fields = [
+            field.name
+            for field in dataclasses.fields(Rep)
+            if getattr(rep, field.name) != getattr(current, field.name)
+        ]
+        changes.append(f"{rep.rep_id}({','.join(fields) or 'no change'})")
+    if changes:
+        shown = changes[:_MAX_CHANGES_LOGGED]
+        more = f" (+{len(changes) - len(shown)} more)" if len(changes) > len(shown) else ""
+        logger.info("roster change to stored reps: %s%s", " ".join(shown), more)
 
 
 def _upsert_reps(

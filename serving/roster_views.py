@@ -3,24 +3,69 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
+from leadscore.i18n import Locale, register_messages, translate
 from serving.api_models import (
     OverdueLead,
     OverdueResponse,
+    RepIn,
     RepOut,
     RosterResponse,
     RosterUpdateRequest,
     RosterUpdateResponse,
 )
+from serving.errors_http import Problem, RequestProblemsError, register_error_messages
 from serving.payloads import as_aware_field
-from serving.roster import list_reps, upsert_reps
+from serving.roster import (
+    NEW_REP_FIELDS,
+    MissingRepFields,
+    NewRepFieldsMissingError,
+    apply_rep_changes,
+    list_reps,
+)
 from serving.routing import utc_now
 from serving.runtime import ServiceRuntime
 from serving.sla import overdue
 
 logger = logging.getLogger(__name__)
+
+_MESSAGES: dict[str, dict[str, str]] = {
+    "http.new_rep_field": {
+        "en": "{field} is required because {rep_id} is a new rep; a new rep needs {required}",
+        "zh-CN": "缺少必填字段 {field}：{rep_id} 是新销售，新销售须提供 {required}",
+    },
+}
+
+
+@cache
+def _register() -> None:
+    register_error_messages()
+    register_messages(_MESSAGES)
+
+
+class NewRepFieldsProblemsError(RequestProblemsError):
+    """The 422 error that names each field a new rep of a PUT /reps request lacks."""
+
+    def __init__(self, missing: Sequence[MissingRepFields]) -> None:
+        self.missing = tuple(missing)
+        super().__init__(self.problems_in("en"))
+
+    def problems_in(self, locale: Locale) -> tuple[Problem, ...]:
+        _register()
+        required = ", ".join(NEW_REP_FIELDS)
+        problems = []
+        for item in self.missing:
+            for name in item.fields:
+                field = f"reps[{item.position}].{name}"
+                message = translate(
+                    "http.new_rep_field", locale, field=field, rep_id=repr(item.rep_id), required=required
+                )
+                problems.append(Problem(field, None, None, message, "missing"))
+        return tuple(problems)
 
 
 def roster_response(runtime: ServiceRuntime) -> RosterResponse:
@@ -47,20 +92,28 @@ def roster_response(runtime: ServiceRuntime) -> RosterResponse:
 
 
 def update_roster(runtime: ServiceRuntime, body: RosterUpdateRequest) -> RosterUpdateResponse:
-    """Insert or update the request's reps in one transaction (deactivating others with replace)."""
+    """Insert new reps and change the sent fields of stored ones in one transaction.
+
+    With ``replace`` the reps left out of the request are made inactive. Raises
+    NewRepFieldsProblemsError (422) when a new rep lacks a field that has no safe default.
+    """
     timezone = runtime.settings.timezone
-    rows: list[dict[str, Any]] = []
-    for position, rep in enumerate(body.reps):
-        row = rep.model_dump()
-        if row.get("hired_at") is not None:
-            row["hired_at"] = as_aware_field(row["hired_at"], timezone, f"reps[{position}].hired_at")
-        row["regions"] = row.get("regions") or []
-        row["skills"] = row.get("skills") or []
-        rows.append(row)
-    update = upsert_reps(runtime.store, rows, now=utc_now(), deactivate_missing=body.replace)
+    changes = [_rep_change(rep, position, timezone) for position, rep in enumerate(body.reps)]
+    try:
+        update = apply_rep_changes(runtime.store, changes, now=utc_now(), deactivate_missing=body.replace)
+    except NewRepFieldsMissingError as error:
+        raise NewRepFieldsProblemsError(error.missing) from None
     return RosterUpdateResponse(
         inserted=list(update.inserted), updated=list(update.updated), deactivated=list(update.deactivated)
     )
+
+
+def _rep_change(rep: RepIn, position: int, timezone: str) -> dict[str, Any]:
+    """Return the fields the request sent for one rep, with hired_at in UTC."""
+    change = rep.sent_fields()
+    if change.get("hired_at") is not None:
+        change["hired_at"] = as_aware_field(change["hired_at"], timezone, f"reps[{position}].hired_at")
+    return change
 
 
 def overdue_response(runtime: ServiceRuntime, as_of: datetime | None) -> OverdueResponse:

@@ -124,12 +124,24 @@ class ServiceRuntime:
         """
         started = time.perf_counter()
         cutoff, results = self.batcher.score(records, as_of=as_of, locale=locale)
+        self._observe(endpoint, started, results)
+        return cutoff, results
+
+    async def score_async(
+        self, records: Sequence[dict[str, Any]], *, as_of: pd.Timestamp | None, locale: str, endpoint: str
+    ) -> tuple[pd.Timestamp, list[dict[str, Any]]]:
+        """Score raw lead records as ``score`` does, for a coroutine on the worker's event loop."""
+        started = time.perf_counter()
+        cutoff, results = await self.batcher.score_async(records, as_of=as_of, locale=locale)
+        self._observe(endpoint, started, results)
+        return cutoff, results
+
+    def _observe(self, endpoint: str, started: float, results: list[dict[str, Any]]) -> None:
         self.metrics.scoring_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
         self.metrics.scores_served.labels(endpoint=endpoint).inc(len(results))
         for result in results:
             for feature in (result.get("flags") or {}).get("unseen_categories") or {}:
                 self.metrics.unseen_categories.labels(feature=feature).inc()
-        return cutoff, results
 
     def _score_records(
         self, records: list[dict[str, Any]], cutoff: pd.Timestamp, locale: str

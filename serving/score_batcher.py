@@ -20,6 +20,7 @@ caused it. The scorer scores each lead independently of the others in a call (se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -55,6 +56,8 @@ class _Job:
     results: list[dict[str, Any]] | None = None
     cutoff: pd.Timestamp | None = None
     error: Exception | None = None
+    # Set for a request waiting on an event loop (``score_async``) instead of a thread.
+    future: asyncio.Future[None] | None = None
 
     @property
     def key(self) -> tuple[str, pd.Timestamp | None]:
@@ -113,19 +116,55 @@ class ScoreBatcher:
         ``as_of`` None means now. Raises what the scorer raised for these records, or
         BatchTimeoutError when the scores did not come within the timeout.
         """
+        job = self._submit(records, as_of, locale)
+        if not job.done.wait(self._timeout_seconds):
+            raise self._timeout_error(job)
+        return self._outcome(job)
+
+    async def score_async(
+        self, records: Sequence[dict[str, Any]], *, as_of: pd.Timestamp | None, locale: str
+    ) -> tuple[pd.Timestamp, list[dict[str, Any]]]:
+        """Score ``records`` as ``score`` does, waiting on the running event loop instead of a thread.
+
+        An async endpoint hands its records straight to the scoring thread this way, without a
+        detour through a thread pool, which saves a thread hand-off per request.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        job = self._submit(records, as_of, locale, future=future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self._timeout_seconds)
+        except TimeoutError:
+            raise self._timeout_error(job) from None
+        return self._outcome(job)
+
+    def _submit(
+        self,
+        records: Sequence[dict[str, Any]],
+        as_of: pd.Timestamp | None,
+        locale: str,
+        *,
+        future: asyncio.Future[None] | None = None,
+    ) -> _Job:
         self.start()
         job = _Job(
             records=list(records),
             as_of=as_of,
             locale=locale,
             lead_ids=frozenset(str(record.get("lead_id")) for record in records),
+            future=future,
         )
         self._queue.put(job)
-        if not job.done.wait(self._timeout_seconds):
-            raise BatchTimeoutError(
-                f"scoring {len(job.records)} lead(s) waited more than {self._timeout_seconds:.0f} s; "
-                "the worker is overloaded, retry later or add workers"
-            )
+        return job
+
+    def _timeout_error(self, job: _Job) -> BatchTimeoutError:
+        return BatchTimeoutError(
+            f"scoring {len(job.records)} lead(s) waited more than {self._timeout_seconds:.0f} s; "
+            "the worker is overloaded, retry later or add workers"
+        )
+
+    @staticmethod
+    def _outcome(job: _Job) -> tuple[pd.Timestamp, list[dict[str, Any]]]:
         if job.error is not None:
             raise job.error
         if job.results is None or job.cutoff is None:
@@ -208,3 +247,14 @@ class ScoreBatcher:
         job.results = results
         job.error = error
         job.done.set()
+        if job.future is not None:
+            try:
+                job.future.get_loop().call_soon_threadsafe(_resolve, job.future)
+            except RuntimeError:  # the loop closed: the worker is stopping and nobody waits
+                logger.debug("event loop closed before a scored request was handed back")
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    """Wake the coroutine waiting on ``future``, unless it was cancelled (the client went away)."""
+    if not future.done():
+        future.set_result(None)

@@ -33,24 +33,30 @@ logger = logging.getLogger(__name__)
 NO_TIER = "none"
 
 
-def _scored(
-    runtime: ServiceRuntime, leads: Sequence[BaseModel], as_of: Any, locale: Locale, endpoint: str
-) -> tuple[pd.Timestamp, list[LeadScore]]:
-    """Check and score ``leads``; return the cutoff used and one LeadScore per lead in order."""
+def _checked_records(
+    runtime: ServiceRuntime, leads: Sequence[BaseModel], as_of: Any, locale: Locale
+) -> tuple[list[dict[str, Any]], pd.Timestamp | None]:
+    """Check ``leads``; return them as scorer records, and the cutoff (None means now)."""
     bundle = runtime.model.bundle
     problems = lead_problems(leads, bundle.attributes, locale)
     if problems:
         raise RequestProblemsError(problems)
     cutoff = parse_as_of(as_of, bundle.feature_config.timezone) if as_of is not None else None
-    used, records = runtime.score(
-        lead_records(leads, bundle.attributes), as_of=cutoff, locale=locale, endpoint=endpoint
-    )
-    return used, [to_lead_score(record) for record in records]
+    return lead_records(leads, bundle.attributes), cutoff
 
 
-def score_leads(runtime: ServiceRuntime, body: ScoreRequest, locale: Locale) -> ScoreResponse:
-    """Score the request's leads with the champion bundle."""
-    cutoff, scores = _scored(runtime, body.leads, body.as_of, locale, "score")
+def _scored(
+    runtime: ServiceRuntime, leads: Sequence[BaseModel], as_of: Any, locale: Locale, endpoint: str
+) -> tuple[pd.Timestamp, list[LeadScore]]:
+    """Check and score ``leads``; return the cutoff used and one LeadScore per lead in order."""
+    records, cutoff = _checked_records(runtime, leads, as_of, locale)
+    used, results = runtime.score(records, as_of=cutoff, locale=locale, endpoint=endpoint)
+    return used, [to_lead_score(record) for record in results]
+
+
+def _score_response(
+    runtime: ServiceRuntime, cutoff: pd.Timestamp, scores: list[LeadScore], locale: Locale
+) -> ScoreResponse:
     return ScoreResponse(
         model_version=runtime.model.model_version,
         registry_version=runtime.model.registry_version,
@@ -58,6 +64,19 @@ def score_leads(runtime: ServiceRuntime, body: ScoreRequest, locale: Locale) -> 
         locale=locale,
         results=scores,
     )
+
+
+def score_leads(runtime: ServiceRuntime, body: ScoreRequest, locale: Locale) -> ScoreResponse:
+    """Score the request's leads with the champion bundle."""
+    cutoff, scores = _scored(runtime, body.leads, body.as_of, locale, "score")
+    return _score_response(runtime, cutoff, scores, locale)
+
+
+async def score_leads_async(runtime: ServiceRuntime, body: ScoreRequest, locale: Locale) -> ScoreResponse:
+    """Score the request's leads as ``score_leads`` does, awaiting the scoring thread on the event loop."""
+    records, cutoff = _checked_records(runtime, body.leads, body.as_of, locale)
+    used, results = await runtime.score_async(records, as_of=cutoff, locale=locale, endpoint="score")
+    return _score_response(runtime, used, [to_lead_score(record) for record in results], locale)
 
 
 def route_leads(runtime: ServiceRuntime, body: RouteRequest, locale: Locale) -> RouteResponse:

@@ -50,7 +50,7 @@ from serving.public_pages import with_service_info
 from serving.request_guard import GuardConfig, RequestGuard
 from serving.request_locale import locale_from_accept_language, locale_from_body, locale_from_headers
 from serving.runtime import DatabaseHealth, probe_database
-from serving.score_batcher import ScoreBatcher
+from serving.score_batcher import BatchTimeoutError, ScoreBatcher
 from serving.store import open_store
 from tests.serving.service_harness import free_port
 
@@ -404,7 +404,8 @@ def test_models_follow_canonical_schema() -> None:
         (LeadRecord, LEADS, ()),
         (ReportedActivity, ACTIVITIES, ()),
         (ReportedStageChange, STAGE_CHANGES, ()),
-        (RepIn, REPS, ()),
+        # Only rep_id is required: PUT /reps checks name, tier and capacity of new reps itself.
+        (RepIn, REPS, ("name", "tier", "capacity", "active")),
         (LeadActivity, ACTIVITIES, ("activity_id", "lead_id")),
         (LeadStageChange, STAGE_CHANGES, ("lead_id",)),
         (LeadOrder, ORDERS, ("order_id", "customer_id")),
@@ -453,6 +454,7 @@ def _call_guard(
     method: str = "POST",
     headers: Iterable[tuple[str, str]] = (),
     chunks: Iterable[bytes] = (b"{}",),
+    query: bytes = b"",
 ) -> tuple[int, dict[str, str], dict[str, Any]]:
     pending = list(chunks)
     sent: list[dict[str, Any]] = []
@@ -470,7 +472,7 @@ def _call_guard(
         "type": "http",
         "method": method,
         "path": path,
-        "query_string": b"",
+        "query_string": query,
         "headers": [(name.lower().encode(), value.encode()) for name, value in headers],
     }
     asyncio.run(guard(scope, receive, send))
@@ -828,6 +830,106 @@ def test_batcher_explicit_cutoff_kept() -> None:
     assert cutoff == as_of
     now_cutoff, _ = batcher.score([{"lead_id": "A"}], as_of=None, locale="en")
     assert abs((pd.Timestamp.now(tz="UTC") - now_cutoff).total_seconds()) < 5
+    batcher.stop()
+
+
+# --- score batcher, requests waiting on an event loop ----------------------------------------
+
+
+def _records(*ids: str) -> list[dict[str, Any]]:
+    return [{"lead_id": lead_id} for lead_id in ids]
+
+
+async def _wait_until(condition: threading.Event) -> None:
+    for _ in range(500):
+        if condition.is_set():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the scoring thread never started")
+
+
+def test_async_requests_are_combined_with_queued_ones() -> None:
+    scorer = _RecordingScorer()
+    batcher = ScoreBatcher(scorer)
+
+    async def scenario() -> list[tuple[pd.Timestamp, list[dict[str, Any]]]]:
+        first = asyncio.create_task(batcher.score_async(_records("A"), as_of=None, locale="en"))
+        await _wait_until(scorer.entered)
+        waiting = [
+            asyncio.create_task(batcher.score_async(_records(f"B{n}"), as_of=None, locale="en"))
+            for n in range(3)
+        ]
+        while batcher._queue.qsize() < 3:
+            await asyncio.sleep(0.01)
+        scorer.release.set()
+        return await asyncio.gather(first, *waiting)
+
+    results = asyncio.run(scenario())
+    batcher.stop()
+
+    assert [scored for _, scored in results] == [
+        [{"lead_id": "A", "locale": "en"}],
+        *([{"lead_id": f"B{n}", "locale": "en"}] for n in range(3)),
+    ]
+    assert [ids for ids, _, _ in scorer.calls] == [["A"], ["B0", "B1", "B2"]]
+    assert len({cutoff for cutoff, _ in results[1:]}) == 1
+
+
+def test_async_error_reaches_only_its_request() -> None:
+    scorer = _RecordingScorer()
+    batcher = ScoreBatcher(scorer)
+
+    async def scenario() -> tuple[Any, Any]:
+        first = asyncio.create_task(batcher.score_async(_records("A"), as_of=None, locale="en"))
+        await _wait_until(scorer.entered)
+        good = asyncio.create_task(batcher.score_async(_records("G"), as_of=None, locale="en"))
+        bad = asyncio.create_task(batcher.score_async(_records("BAD"), as_of=None, locale="en"))
+        while batcher._queue.qsize() < 2:
+            await asyncio.sleep(0.01)
+        scorer.release.set()
+        await first
+        return await asyncio.gather(good, bad, return_exceptions=True)
+
+    good, bad = asyncio.run(scenario())
+    batcher.stop()
+
+    assert good[1] == [{"lead_id": "G", "locale": "en"}]
+    assert isinstance(bad, DataValidationError)
+    assert "lead 'BAD' is invalid" in str(bad)
+
+
+def test_cancelled_async_request_leaves_the_scoring_thread_working() -> None:
+    scorer = _RecordingScorer()
+    batcher = ScoreBatcher(scorer)
+
+    async def scenario() -> list[dict[str, Any]]:
+        gone = asyncio.create_task(batcher.score_async(_records("GONE"), as_of=None, locale="en"))
+        await _wait_until(scorer.entered)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        scorer.release.set()
+        _, scored = await batcher.score_async(_records("NEXT"), as_of=None, locale="en")
+        return scored
+
+    assert asyncio.run(scenario()) == [{"lead_id": "NEXT", "locale": "en"}]
+    assert batcher.score(_records("SYNC"), as_of=None, locale="en")[1] == [
+        {"lead_id": "SYNC", "locale": "en"}
+    ]
+    batcher.stop()
+    assert [ids for ids, _, _ in scorer.calls] == [["GONE"], ["NEXT"], ["SYNC"]]
+
+
+def test_async_request_times_out_with_overloaded_error() -> None:
+    scorer = _RecordingScorer()
+    batcher = ScoreBatcher(scorer, timeout_seconds=0.2)
+
+    async def scenario() -> None:
+        await batcher.score_async(_records("SLOW"), as_of=None, locale="en")
+
+    with pytest.raises(BatchTimeoutError, match=r"waited more than 0 s; the worker is overloaded"):
+        asyncio.run(scenario())
+    scorer.release.set()
     batcher.stop()
 
 
