@@ -157,7 +157,11 @@ class RowOrigin:
 
 @dataclass
 class DuplicateOutcome:
-    """A row removed by the merge policy: the row, its key, the row kept and why."""
+    """A row removed by the merge policy: the row, its key, the row kept and why.
+
+    ``reason`` is English, and ``label`` and ``differences`` are its parts for rendering it
+    in another language.
+    """
 
     origin: RowOrigin
     key_column: str
@@ -165,6 +169,18 @@ class DuplicateOutcome:
     kept: RowOrigin
     reason: str
     identical: bool
+    label: str = ""  # the key as "lead_id L1" or "lead_id L1, stage won, changed_at ..."
+    differences: list[Difference] = field(default_factory=list)  # at most 5, see more_differences
+    more_differences: int = 0
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A value of a removed duplicate that differs from the kept row, both quoted and shortened."""
+
+    column: str
+    value: str
+    kept_value: str
 
 
 @dataclass
@@ -240,6 +256,7 @@ def _merge_group(
                     kept,
                     f"identical duplicate of {label} ({kept.describe()}), collapsed",
                     identical=True,
+                    label=label,
                 )
             )
         else:
@@ -277,30 +294,41 @@ def _merge_group(
 
     # Step 4: the other rows become rejects naming what differed.
     for other in others:
-        differences = _differences(names, rows[kept_position], rows[other])
-        detail = f"; differing values: {differences}" if differences else ""
+        differences, more = _differences(names, rows[kept_position], rows[other])
         removed.append(
             DuplicateOutcome(
                 origins[other],
                 key_column,
                 key_value,
                 kept_origin,
-                f"duplicate of {label} (merged): kept {kept_origin.describe()} ({rule}){detail}",
+                f"duplicate of {label} (merged): kept {kept_origin.describe()} ({rule})"
+                + _describe_differences(differences, more),
                 identical=False,
+                label=label,
+                differences=differences,
+                more_differences=more,
             )
         )
     return kept_position, removed, filled
 
 
-def _differences(names: list[str], kept: list[object], other: list[object], limit: int = 5) -> str:
-    parts = []
+def _differences(
+    names: list[str], kept: list[object], other: list[object], limit: int = 5
+) -> tuple[list[Difference], int]:
+    """Return the first ``limit`` values of ``other`` that differ from ``kept``, and how many more do."""
+    found = []
     for column, theirs, mine in zip(names, kept, other, strict=True):
         if _is_missing(mine) or _normalize(mine) == _normalize(theirs):
             continue
-        parts.append(f"{column}={_short(mine)!r} (kept {_short(theirs)!r})")
-    if len(parts) > limit:
-        parts = [*parts[:limit], f"and {len(parts) - limit} more"]
-    return ", ".join(parts)
+        found.append(Difference(column, repr(_short(mine)), repr(_short(theirs))))
+    return found[:limit], max(len(found) - limit, 0)
+
+
+def _describe_differences(differences: list[Difference], more: int) -> str:
+    parts = [f"{item.column}={item.value} (kept {item.kept_value})" for item in differences]
+    if more:
+        parts.append(f"and {more} more")
+    return f"; differing values: {', '.join(parts)}" if parts else ""
 
 
 def _normalize(value: object) -> object:

@@ -14,9 +14,13 @@ file row replaced under the merge policy are listed in the rejects file too, as
 ``existing`` rows, and counted in ``existing_replaced``.
 
 The rejects file collects the rejects of every file imported into the folder: an import
-replaces only the lines of a source file with the same name. Cells that a spreadsheet
-would run as a formula (starting with ``=``, ``+``, ``-`` or ``@``, plain numbers
-excepted) are written with a leading ``'``, and values are cut to ``MAX_VALUE_CHARS``.
+replaces only the lines of a source file with the same name. Its columns are
+``REJECT_COLUMNS``: ``code`` is the problem code (``unparseable``, ``placeholder``, ...),
+the same in every locale, and ``reason`` is the text in the import's ``locale``. ``code``
+comes last, so a reader that takes the first five columns by position still gets
+``reason`` fifth. Cells that a spreadsheet would run as a formula (starting with ``=``,
+``+``, ``-`` or ``@``, plain numbers excepted) are written with a leading ``'``, and values
+are cut to ``MAX_VALUE_CHARS``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import re
 import zoneinfo
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -44,9 +48,12 @@ from data.folder import (
     write_table,
 )
 from data.headers import resolve_headers
+from data.import_messages import Message, reason
+from data.import_summary import ImportSummary
 from data.mapping import ImportMapping, check_date_formats, load_mapping
 from data.readers import RawTable, read_raw
 from data.schema import DEFAULT_TIMEZONE, Column, Table, get_table
+from data.stages import STAGE_CODES, normalize_stage
 from data.validate import (
     MAX_VALUE_CHARS,
     RowProblem,
@@ -55,112 +62,38 @@ from data.validate import (
     validate_table,
 )
 from leadscore.errors import ConfigError, InputFileError, SchemaError
+from leadscore.i18n import DEFAULT_LOCALE, Locale
 
 logger = logging.getLogger(__name__)
 
-REJECT_COLUMNS = ("source", "row", "column", "value", "reason")
+REJECT_COLUMNS = ("source", "row", "column", "value", "reason", "code")
+_OLD_REJECT_COLUMNS = REJECT_COLUMNS[:5]  # files written before the code column existed
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _PERSON_NAME_COLUMNS = frozenset({("reps", "name")})
 
 
 @dataclass
-class ImportSummary:
-    """Counts, coercions and outcomes of one import; ``format()`` renders them for people."""
+class ImportProblem:
+    """One problem of one row: the source row number, column, cell text, problem code and reason."""
 
-    source: Path
-    table: str
-    output: Path
-    rejects_path: Path
-    file_format: str
-    encoding: str | None = None
-    delimiter: str | None = None
-    read: int = 0
-    blank_rows: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    coercions: dict[str, Counter[str]] = field(default_factory=dict)
-    placeholders: dict[str, int] = field(default_factory=dict)
-    ignored_columns: list[str] = field(default_factory=list)
-    attributes_kept: list[CustomAttribute] = field(default_factory=list)
-    attributes_missing: list[str] = field(default_factory=list)
-    duplicates_collapsed: int = 0
-    duplicates_merged: int = 0
-    values_filled: int = 0
-    existing_rows: int = 0
-    existing_replaced: int = 0
-    rows_written: int = 0
-    rejects_by_reason: Counter[tuple[str, str]] = field(default_factory=Counter)
+    row: int
+    column: str
+    value: str
+    code: str
+    message: Message
 
     @property
-    def coerced(self) -> int:
-        """Number of values whose text was changed to parse it (see ``coercions``).
-
-        Values of rows rejected for another reason are counted too.
-        """
-        return sum(sum(counter.values()) for counter in self.coercions.values())
-
-    @property
-    def placeholder_count(self) -> int:
-        return sum(self.placeholders.values())
-
-    def format(self) -> str:
-        """Render the summary as the lines ``leadscore data import`` prints."""
-        source = f"{self.file_format}"
-        if self.encoding:
-            source += f", encoding {self.encoding}"
-        if self.delimiter:
-            source += f", delimiter {self.delimiter!r}"
-        lines = [
-            f"Imported {self.source} ({source}) into {self.output}",
-            f"  rows read:         {self.read}"
-            + (f" ({self.blank_rows} blank rows skipped)" if self.blank_rows else ""),
-            f"  accepted:          {self.accepted}",
-            f"  rejected:          {self.rejected}" + (f" -> {self.rejects_path}" if self.rejected else ""),
-            f"  coerced values:    {self.coerced}",
-        ]
-        for column, counter in sorted(self.coercions.items()):
-            details = ", ".join(f"{reason} x{count}" for reason, count in counter.most_common())
-            lines.append(f"    {column}: {details}")
-        lines.append(f"  placeholders:      {self.placeholder_count} (treated as missing)")
-        for column, count in sorted(self.placeholders.items()):
-            lines.append(f"    {column}: {count}")
-        lines.append(
-            f"  duplicates:        {self.duplicates_collapsed} identical collapsed, "
-            f"{self.duplicates_merged} merged and rejected, {self.values_filled} missing values filled"
-        )
-        if self.duplicates_merged or self.existing_replaced:
-            lines.append(
-                "    merge policy: keep the earliest event time, then the most complete row, "
-                "then the row seen first; fill its missing values from the others"
-            )
-        lines.append(f"  ignored columns:   {', '.join(self.ignored_columns) or 'none'}")
-        if self.attributes_kept:
-            kept = ", ".join(
-                f"{attribute.name} ({attribute.type}{', post-contact' if attribute.post_contact else ''})"
-                for attribute in self.attributes_kept
-            )
-            lines.append(f"  custom attributes: {kept}")
-        if self.attributes_missing:
-            lines.append(f"  declared attributes not in the file: {', '.join(self.attributes_missing)}")
-        if self.existing_rows:
-            lines.append(
-                f"  existing rows:     {self.existing_rows} before this import, "
-                f"{self.existing_replaced} replaced"
-            )
-        lines.append(f"  rows in table:     {self.rows_written}")
-        if self.rejects_by_reason:
-            lines.append("  rejects by column and problem:")
-            for (column, reason), count in self.rejects_by_reason.most_common(15):
-                lines.append(f"    {column or '(row)'}: {reason} x{count}")
-        return "\n".join(lines)
+    def reason(self) -> str:
+        """Return the reason in English."""
+        return self.message.text()
 
 
 @dataclass
 class _ParsedFile:
     frame: pd.DataFrame  # one column per mapped target, parsed values, object dtype
     row_numbers: list[int]
-    problems: dict[int, list[RowProblem]]  # frame position -> problems
+    problems: dict[int, list[ImportProblem]]  # frame position -> problems
     attributes: list[CustomAttribute]
 
 
@@ -172,12 +105,15 @@ def import_file(
     timezone: str | None = None,
     date_formats: Sequence[str] = (),
     sheet: str | None = None,
+    locale: Locale = DEFAULT_LOCALE,
 ) -> ImportSummary:
     """Import ``path`` into ``out_dir/<table>.parquet`` and return the summary.
 
     ``mapping`` is a parsed mapping or the path of a mapping file. ``timezone`` (default:
     the mapping's, else Asia/Shanghai) applies to timestamps without an offset;
-    ``date_formats`` are tried before the mapping's and the built-in formats. Raises
+    ``date_formats`` are tried before the mapping's and the built-in formats. ``locale``
+    (``en`` or ``zh-CN``) is the language of the reasons in the rejects file and of the
+    summary's ``format()``. Raises
     ``InputFileError`` when the file cannot be read, ``SchemaError`` when a required column
     is missing and ``ConfigError`` for an invalid mapping or time zone.
     """
@@ -202,6 +138,7 @@ def import_file(
         delimiter=raw.delimiter,
         read=len(raw.rows),
         blank_rows=raw.blank_rows,
+        locale=locale,
     )
     try:
         parsed = _parse_file(raw, table_def, import_mapping, declared, zone, formats, summary)
@@ -235,7 +172,7 @@ def import_file(
     origins += [governance.RowOrigin(False, row) for row in accepted_rows]
     merge = governance.merge_duplicates(table_def, combined, origins)
 
-    extra_rejects = _apply_merge_outcomes(merge, parsed, summary, rejected_positions)
+    extra_rejects = _apply_merge_outcomes(merge, parsed, summary, rejected_positions, table_def)
     final = coerce_canonical_dtypes(table, merge.frame, attributes)
     summary.rows_written = len(final)
     summary.rejected = len(rejected_positions)
@@ -248,7 +185,9 @@ def import_file(
     if table == "leads" and attributes:
         write_attributes(out_dir, attributes)
     problems = [problem for position in sorted(parsed.problems) for problem in parsed.problems[position]]
-    write_rejects(summary.rejects_path, path.name, problems, extra_rejects, earlier=earlier_rejects)
+    write_rejects(
+        summary.rejects_path, path.name, problems, extra_rejects, earlier=earlier_rejects, locale=locale
+    )
     for problem in problems:
         summary.rejects_by_reason[(problem.column, problem.code)] += 1
     logger.info(
@@ -332,10 +271,12 @@ def _parse_file(
     value_maps = mapping.for_table(table.name).values
     attributes_by_name = {attribute.name: attribute for attribute in declared}
 
-    problems: dict[int, list[RowProblem]] = {}
+    problems: dict[int, list[ImportProblem]] = {}
     position_of_row = {row: position for position, row in enumerate(raw.row_numbers)}
-    for row, reason in raw.row_errors.items():
-        problems.setdefault(position_of_row[row], []).append(RowProblem(row, "", "", reason, "malformed_row"))
+    for row, message in raw.row_problems.items():
+        problems.setdefault(position_of_row[row], []).append(
+            ImportProblem(row, "", "", "malformed_row", message)
+        )
 
     columns: dict[str, list[object]] = {}
     cell_texts: dict[str, list[str | None]] = {}
@@ -364,19 +305,21 @@ def _parse_file(
         )
         if parsed.coercions:
             summary.coercions.setdefault(target, Counter()).update(parsed.coercions)
-        for index, reason in parsed.errors.items():
+        for index, message in parsed.messages.items():
             cell = _cap(raw_cells[index] or "")
             problems.setdefault(index, []).append(
-                RowProblem(raw.row_numbers[index], target, cell, reason, "unparseable")
+                ImportProblem(raw.row_numbers[index], target, cell, "unparseable", message)
             )
         for (row, column_position), reference in raw.formulas_without_result.items():
             if column_position == position and row in position_of_row:
-                reason = (
-                    f"cell {reference} is a formula saved without its result; open the workbook in Excel "
-                    "and save it again, or export values instead of formulas"
-                )
                 problems.setdefault(position_of_row[row], []).append(
-                    RowProblem(row, target, "", reason, "formula_without_result")
+                    ImportProblem(
+                        row,
+                        target,
+                        "",
+                        "formula_without_result",
+                        reason("formula_without_result", cell=reference),
+                    )
                 )
         columns[target] = parsed.values
 
@@ -427,7 +370,7 @@ def _add_validation_problems(
     frame: pd.DataFrame,
     attributes: list[CustomAttribute],
     row_numbers: list[int],
-    problems: dict[int, list[RowProblem]],
+    problems: dict[int, list[ImportProblem]],
     cell_texts: dict[str, list[str | None]],
 ) -> None:
     """Add the validator's findings on parsed values, showing the cell text as it is in the file.
@@ -436,6 +379,8 @@ def _add_validation_problems(
     """
     report = validate_table(table.name, frame, attributes, source_rows=row_numbers)
     position_of_row = {row: position for position, row in enumerate(row_numbers)}
+    columns = {column.name: column for column in table.columns}
+    columns.update({attribute.name: attribute_column(attribute) for attribute in attributes})
     for problem in report.problems:
         if problem.code == "duplicate_key" or problem.row == 0:
             continue
@@ -445,10 +390,35 @@ def _add_validation_problems(
             continue  # the cell already failed to parse, which left it missing
         cell = _cap((cell_texts[problem.column][position] or "").strip())
         if problem.code == "missing_required" and cell:
-            reason = f"required value is a placeholder ({cell!r}), treated as missing"
-            known.append(RowProblem(problem.row, problem.column, cell, reason, "placeholder"))
+            message = reason("placeholder", value=repr(cell))
+            known.append(ImportProblem(problem.row, problem.column, cell, "placeholder", message))
         else:
-            known.append(RowProblem(problem.row, problem.column, cell, problem.reason, problem.code))
+            value = frame.at[position, problem.column]
+            message = _validation_message(problem, columns[problem.column], value)
+            known.append(ImportProblem(problem.row, problem.column, cell, problem.code, message))
+
+
+def _validation_message(problem: RowProblem, column: Column, value: object) -> Message:  # noqa: PLR0911
+    """Return the validator's finding as a message, rebuilt from its code and the column's schema.
+
+    ``data.validate`` writes English text only, so each code gets the parameters its text names.
+    """
+    if problem.code == "missing_required":
+        return reason("missing_required")
+    if problem.code == "below_minimum" and column.min_value is not None:
+        return reason("below_minimum", minimum=f"{column.min_value:g}")
+    if problem.code == "not_allowed" and column.allowed is not None:
+        return reason("not_allowed", allowed=", ".join(column.allowed))
+    if problem.code == "unknown_stage":
+        suggestion = normalize_stage(value) if isinstance(value, str) else None
+        if suggestion:
+            return reason("unknown_stage_code", suggestion=repr(suggestion), codes=", ".join(STAGE_CODES))
+        return reason("unknown_stage_no_hint", codes=", ".join(STAGE_CODES))
+    if problem.code in ("invalid_id", "naive_timestamp"):
+        return reason(problem.code)
+    if problem.code == "wrong_type":
+        return reason("wrong_type", kind=column.kind, found=type(value).__name__)
+    return reason("validation_other", code=problem.code, detail=problem.reason)
 
 
 # ---------------------------------------------------------------------------------------
@@ -479,14 +449,19 @@ def _apply_merge_outcomes(
     parsed: _ParsedFile,
     summary: ImportSummary,
     rejected_positions: set[int],
-) -> list[tuple[str, RowProblem]]:
+    table: Table,
+) -> list[tuple[str, ImportProblem]]:
     """Turn removed duplicates into rejects and counts; return rejects of existing rows."""
     position_of_row = {row: position for position, row in enumerate(parsed.row_numbers)}
-    existing_rejects: list[tuple[str, RowProblem]] = []
+    existing_rejects: list[tuple[str, ImportProblem]] = []
     summary.values_filled = merge.filled_values
     for outcome in merge.removed:
-        problem = RowProblem(
-            outcome.origin.row, outcome.key_column, outcome.key_value, outcome.reason, "duplicate_merged"
+        problem = ImportProblem(
+            outcome.origin.row,
+            outcome.key_column,
+            outcome.key_value,
+            "duplicate_merged",
+            _duplicate_message(outcome, table),
         )
         if outcome.origin.existing:
             if not outcome.identical:
@@ -501,6 +476,32 @@ def _apply_merge_outcomes(
         parsed.problems.setdefault(position, []).append(problem)
         rejected_positions.add(position)
     return existing_rejects
+
+
+def _duplicate_message(outcome: governance.DuplicateOutcome, table: Table) -> Message:
+    """Return the reason of a merged duplicate, with the same parts as ``outcome.reason``."""
+    kept_key = "existing_row" if outcome.kept.existing else "row"
+    if table.time_column:
+        rule = Message("import.merge_rule.time", {"time_column": table.time_column})
+    else:
+        rule = Message("import.merge_rule.complete")
+    items = [
+        Message(
+            "import.duplicate.difference",
+            {"column": item.column, "value": item.value, "kept": item.kept_value},
+        )
+        for item in outcome.differences
+    ]
+    if outcome.more_differences:
+        items.append(Message("import.duplicate.more", {"count": outcome.more_differences}))
+    differences: object = Message("import.duplicate.differences", {"items": tuple(items)}) if items else ""
+    return reason(
+        "duplicate_merged",
+        label=outcome.label,
+        kept=Message(f"import.origin.{kept_key}", {"row": outcome.kept.row}),
+        rule=rule,
+        differences=differences,
+    )
 
 
 def _check_counts(summary: ImportSummary, merge: governance.MergeResult) -> None:
@@ -518,15 +519,17 @@ def _check_counts(summary: ImportSummary, merge: governance.MergeResult) -> None
 def write_rejects(
     path: Path,
     source: str,
-    problems: Sequence[RowProblem],
-    extra: Sequence[tuple[str, RowProblem]] = (),
+    problems: Sequence[ImportProblem],
+    extra: Sequence[tuple[str, ImportProblem]] = (),
     *,
     earlier: Sequence[Sequence[str]] | None = None,
+    locale: Locale = DEFAULT_LOCALE,
 ) -> None:
     """Write rejects as CSV in UTF-8 with a BOM (so Excel opens it), one line per problem.
 
-    Lines of other sources already in the file are kept; those of ``source`` are replaced.
-    ``earlier`` is what ``read_earlier_rejects`` returned, when the caller read it already.
+    Lines of other sources already in the file are kept, in the language they were written
+    in, and those of ``source`` are replaced. ``earlier`` is what ``read_earlier_rejects``
+    returned, when the caller read it already. Reasons are written in ``locale``.
     """
     earlier_lines = read_earlier_rejects(path, source) if earlier is None else earlier
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -535,13 +538,17 @@ def write_rejects(
         writer.writerow(REJECT_COLUMNS)
         writer.writerows(earlier_lines)
         for problem in problems:
-            writer.writerow(_reject_line(source, problem))
+            writer.writerow(_reject_line(source, problem, locale))
         for origin, problem in extra:
-            writer.writerow(_reject_line(origin, problem))
+            writer.writerow(_reject_line(origin, problem, locale))
 
 
 def read_earlier_rejects(path: Path, source: str) -> list[list[str]]:
-    """Return the lines of an existing rejects file whose source is not ``source``."""
+    """Return the lines of an existing rejects file whose source is not ``source``.
+
+    Lines come back in the order of ``REJECT_COLUMNS``. A file written before the ``code``
+    column existed gets an empty code.
+    """
     if not path.exists():
         return []
     text = read_text(path).text  # GBK too: Excel on Chinese Windows saves CSV files as GBK
@@ -552,17 +559,30 @@ def read_earlier_rejects(path: Path, source: str) -> list[list[str]]:
             f"cannot read the existing rejects file {path} ({error}); move it away so that the import "
             "can write a new one"
         ) from error
+    if not lines:
+        return []
     escaped_source = _escape_formula(source)
-    return [line for line in lines[1:] if line and line[0] != escaped_source]
+    aligned = [_align_reject_line(lines[0], line) for line in lines[1:] if line]
+    return [line for line in aligned if line[0] != escaped_source]
 
 
-def _reject_line(source: str, problem: RowProblem) -> tuple[str, int, str, str, str]:
+def _align_reject_line(header: list[str], line: list[str]) -> list[str]:
+    """Reorder ``line`` of a rejects file with ``header`` into ``REJECT_COLUMNS`` order."""
+    names = [name.lstrip("\ufeff") for name in header]
+    if not set(_OLD_REJECT_COLUMNS) <= set(names):
+        names = list(REJECT_COLUMNS)  # no usable header: read the columns by position
+    values = dict(zip(names, line, strict=False))
+    return [values.get(name, "") for name in REJECT_COLUMNS]
+
+
+def _reject_line(source: str, problem: ImportProblem, locale: Locale) -> tuple[str, int, str, str, str, str]:
     return (
         _escape_formula(source),
         problem.row,
         _escape_formula(problem.column),
         _escape_formula(problem.value),
-        _escape_formula(problem.reason),
+        _escape_formula(problem.message.text(locale)),
+        _escape_formula(problem.code),
     )
 
 

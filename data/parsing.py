@@ -3,7 +3,9 @@
 Each ``parse_*`` function takes one column of cleaned cell texts (``None`` for missing) and
 returns a ``ParsedColumn``: the parsed values, a reason for each cell that cannot be
 parsed, and counts of the coercions applied (a currency sign removed, a time zone assumed,
-...). Nothing is guessed silently: a cell that could mean two things is an error.
+...). Nothing is guessed silently: a cell that could mean two things is an error. Reasons
+are ``Message`` objects (``data.import_messages``), so the importer can write them in
+English or Chinese.
 
 Timestamps
     Tried in order: the caller's explicit formats, ISO 8601 (with or without an offset;
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from data.import_messages import Message, reason
 from data.stages import ALL_STAGES, normalize_stage
 
 Cells = Sequence[str | None]
@@ -39,15 +42,20 @@ Cells = Sequence[str | None]
 
 @dataclass
 class ParsedColumn:
-    """Parsed values of one column (None where missing or invalid), errors by position, coercions."""
+    """Parsed values of one column (None where missing or invalid), reasons by position, coercions."""
 
     values: list[object]
-    errors: dict[int, str] = field(default_factory=dict)
+    messages: dict[int, Message] = field(default_factory=dict)
     coercions: Counter[str] = field(default_factory=Counter)
 
     @property
     def coerced(self) -> int:
         return sum(self.coercions.values())
+
+    @property
+    def errors(self) -> dict[int, str]:
+        """Return the English reason of each cell that cannot be parsed, by position."""
+        return {position: message.text() for position, message in self.messages.items()}
 
 
 def canonical_text(text: str) -> str:
@@ -94,19 +102,12 @@ def parse_ids(cells: Cells) -> ParsedColumn:
         if text != cell.strip():
             parsed.coercions["full-width characters"] += 1
         if _SCIENTIFIC_ID.match(text):
-            parsed.errors[position] = (
-                f"id {quote_cell(text)} is in scientific notation, so a spreadsheet rounded it; "
-                "export the id column as text"
-            )
+            parsed.messages[position] = reason("id_scientific", value=quote_cell(text))
             parsed.values.append(None)
             continue
         whole = _FLOAT_ID.match(text)
         if whole and int(whole.group(1)) > _MAX_EXACT_FLOAT_ID:
-            parsed.errors[position] = (
-                f"id {quote_cell(text)} was written from a float column (trailing .0) and has more "
-                "digits than a float holds exactly, so its last digits may be rounded; "
-                "export the id column as text"
-            )
+            parsed.messages[position] = reason("id_float_rounded", value=quote_cell(text))
             parsed.values.append(None)
             continue
         if whole:
@@ -233,11 +234,7 @@ def parse_categories(
         elif allowed is not None:
             value = allowed_keys.get(key)
             if value is None:
-                mapping_key = f"[tables.{table or 'TABLE'}.values.{column or 'COLUMN'}]"
-                parsed.errors[position] = (
-                    f"unknown {column or 'value'} {quote_cell(cell)}; expected one of {', '.join(allowed)}, "
-                    f"or add it under {mapping_key} in the mapping file"
-                )
+                parsed.messages[position] = _unknown_category(cell, allowed, column, table)
             elif value != cell:
                 parsed.coercions["case or width normalized"] += 1
         else:
@@ -246,6 +243,17 @@ def parse_categories(
                 parsed.coercions["full-width characters"] += 1
         parsed.values.append(value)
     return parsed
+
+
+def _unknown_category(cell: str, allowed: Sequence[str], column: str, table: str) -> Message:
+    params = {
+        "value": quote_cell(cell),
+        "allowed": ", ".join(allowed),
+        "mapping_key": f"[tables.{table or 'TABLE'}.values.{column or 'COLUMN'}]",
+    }
+    if column:
+        return reason("category_unknown", column=column, **params)
+    return reason("category_unknown_value", **params)
 
 
 def parse_stages(cells: Cells, *, value_map: Mapping[str, str] | None = None) -> ParsedColumn:
@@ -259,10 +267,7 @@ def parse_stages(cells: Cells, *, value_map: Mapping[str, str] | None = None) ->
             continue
         code = mapped.get(_lookup_key(cell)) or normalize_stage(canonical_text(cell))
         if code is None:
-            parsed.errors[position] = (
-                f"unknown stage {quote_cell(cell)}; expected one of {accepted}, "
-                "or add it under [tables.stage_changes.values.stage] in the mapping file"
-            )
+            parsed.messages[position] = reason("stage_unknown", value=quote_cell(cell), accepted=accepted)
         elif code != cell:
             parsed.coercions["stage name translated"] += 1
         parsed.values.append(code)
@@ -279,12 +284,17 @@ _MULTIPLIERS = {"万": 1e4, "亿": 1e8}
 
 
 def parse_number_text(text: str) -> tuple[float | None, list[str], str | None]:
-    """Parse one amount or number; return (value, coercions applied, error reason).
+    """Parse one amount or number; return (value, coercions applied, English error reason).
 
     Accepts ``¥1,234.50``, ``1,234.5元``, ``-300``, ``(300)`` (accounting negative),
     ``1.5万`` and full-width digits. A comma that is not a thousands separator (``1,5``)
     is an error, because it may be a decimal comma.
     """
+    value, coercions, error = _parse_number(text)
+    return value, coercions, None if error is None else error.text()
+
+
+def _parse_number(text: str) -> tuple[float | None, list[str], Message | None]:
     coercions: list[str] = []
     cleaned = canonical_text(text)
     if cleaned != text.strip():
@@ -304,18 +314,14 @@ def parse_number_text(text: str) -> tuple[float | None, list[str], str | None]:
         cleaned = cleaned[:-1].strip()
     if "," in cleaned:
         if not _THOUSANDS.match(cleaned):
-            return (
-                None,
-                coercions,
-                f"{quote_cell(text)} is not a number (a comma is only accepted between groups of 3 digits)",
-            )
+            return None, coercions, reason("number_comma", value=quote_cell(text))
         cleaned = cleaned.replace(",", "")
         coercions.append("thousands separators removed")
     if not _PLAIN_NUMBER.match(cleaned):
-        return None, coercions, f"{quote_cell(text)} is not a number"
+        return None, coercions, reason("number_invalid", value=quote_cell(text))
     value = float(cleaned) * multiplier
     if not math.isfinite(value):
-        return None, coercions, f"{quote_cell(text)} is not a finite number"
+        return None, coercions, reason("number_not_finite", value=quote_cell(text))
     return (-value if negative else value), coercions, None
 
 
@@ -326,11 +332,11 @@ def parse_numbers(cells: Cells, *, integer: bool = False) -> ParsedColumn:
         if cell is None:
             parsed.values.append(None)
             continue
-        value, coercions, error = parse_number_text(cell)
+        value, coercions, error = _parse_number(cell)
         if error is None and integer and value is not None and not value.is_integer():
-            error = f"{quote_cell(cell)} is not a whole number"
+            error = reason("number_not_whole", value=quote_cell(cell))
         if error is not None:
-            parsed.errors[position] = error
+            parsed.messages[position] = error
             parsed.values.append(None)
             continue
         parsed.coercions.update(coercions)
@@ -359,9 +365,7 @@ def parse_booleans(cells: Cells) -> ParsedColumn:
                 parsed.coercions["boolean word translated"] += 1
             parsed.values.append(key in TRUE_WORDS)
         else:
-            parsed.errors[position] = (
-                f"{quote_cell(cell)} is not a yes/no value; use 是/否, Y/N, true/false or 1/0"
-            )
+            parsed.messages[position] = reason("boolean_invalid", value=quote_cell(cell))
             parsed.values.append(None)
     return parsed
 
@@ -410,9 +414,7 @@ def parse_currencies(cells: Cells, *, default: str = DEFAULT_CURRENCY) -> Parsed
         text = canonical_text(cell).upper()
         code = CURRENCY_SYNONYMS.get(text, text)
         if not _CURRENCY_CODE.match(code):
-            parsed.errors[position] = (
-                f"unknown currency {quote_cell(cell)}; use an ISO 4217 code such as CNY or USD"
-            )
+            parsed.messages[position] = reason("currency_unknown", value=quote_cell(cell))
             parsed.values.append(None)
             continue
         if code != cell:
@@ -465,7 +467,7 @@ def parse_timestamps(
     exist or occurs twice there (a daylight-saving change) is an error.
     """
     zone = zoneinfo.ZoneInfo(timezone)
-    cache: dict[str, tuple[pd.Timestamp | None, tuple[str, ...], str | None]] = {}
+    cache: dict[str, tuple[pd.Timestamp | None, tuple[str, ...], Message | None]] = {}
     parsed = ParsedColumn(values=[])
     for position, cell in enumerate(cells):
         if cell is None:
@@ -475,7 +477,7 @@ def parse_timestamps(
             cache[cell] = _parse_one_timestamp(cell, zone, timezone, formats, excel_serial)
         value, coercions, error = cache[cell]
         if error is not None:
-            parsed.errors[position] = error
+            parsed.messages[position] = error
         parsed.coercions.update(coercions)
         parsed.values.append(value)
     return parsed
@@ -483,7 +485,7 @@ def parse_timestamps(
 
 def _parse_one_timestamp(
     cell: str, zone: zoneinfo.ZoneInfo, zone_name: str, formats: Sequence[str], excel_serial: bool
-) -> tuple[pd.Timestamp | None, tuple[str, ...], str | None]:
+) -> tuple[pd.Timestamp | None, tuple[str, ...], Message | None]:
     text = canonical_text(cell)
     reading, error = _read_accepted_datetime(cell, text, formats, excel_serial)
     if reading is None:
@@ -495,16 +497,15 @@ def _parse_one_timestamp(
     local = reading.replace(tzinfo=zone)
     round_trip = local.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
     if round_trip != reading:
-        return None, (), f"{quote_cell(cell)} does not exist in {zone_name} (clocks were set forward)"
+        return None, (), reason("time_nonexistent", value=quote_cell(cell), zone=zone_name)
     if local.utcoffset() != reading.replace(tzinfo=zone, fold=1).utcoffset():
-        reason = f"{quote_cell(cell)} occurs twice in {zone_name} (clocks were set back); add an offset"
-        return None, (), reason
+        return None, (), reason("time_repeated", value=quote_cell(cell), zone=zone_name)
     return pd.Timestamp(local).tz_convert("UTC"), (*coercions, f"assumed {zone_name}"), None
 
 
 def _read_accepted_datetime(
     cell: str, text: str, formats: Sequence[str], excel_serial: bool
-) -> tuple[dt.datetime | None, str | None]:
+) -> tuple[dt.datetime | None, Message | None]:
     """Read ``text`` like ``_read_datetime``, after converting 上午/下午 times.
 
     A date outside ``_YEAR_RANGE`` is rejected.
@@ -515,30 +516,27 @@ def _read_accepted_datetime(
     reading, error = _read_datetime(text, formats, excel_serial)
     first_year, end_year = _YEAR_RANGE
     if reading is not None and not first_year <= reading.year < end_year:
-        return None, (
-            f"{quote_cell(cell)} is outside the accepted years {first_year}-{end_year - 1}; a date such "
-            "as 1900-01-01 or 9999-12-31 usually means 'unknown', so leave the cell blank"
+        return None, reason(
+            "date_out_of_range", value=quote_cell(cell), first_year=first_year, last_year=end_year - 1
         )
     return reading, error
 
 
-def _replace_meridiem(text: str) -> tuple[str, str | None]:
+def _replace_meridiem(text: str) -> tuple[str, Message | None]:
     """Rewrite a 12-hour time after 上午/下午 as a 24-hour time; return (text, error reason)."""
     match = _MERIDIEM.search(text)
     if match is None:
         return text, None
     hour = int(match[2])
     if not 1 <= hour <= 12:
-        return text, (
-            f"{quote_cell(text)} has the hour {hour} after {match[1]}; a 12-hour time runs from 1 to 12"
-        )
+        return text, reason("meridiem_hour", value=quote_cell(text), hour=hour, marker=match[1])
     hour = hour % 12 + (12 if match[1] == "下午" else 0)
     return f"{text[: match.start()]}{hour:02d}{match[3]}{text[match.end() :]}", None
 
 
 def _read_datetime(
     text: str, formats: Sequence[str], excel_serial: bool
-) -> tuple[dt.datetime | None, str | None]:
+) -> tuple[dt.datetime | None, Message | None]:
     for date_format in formats:
         try:
             return dt.datetime.strptime(text, date_format), None
@@ -561,13 +559,10 @@ def _read_datetime(
         return _read_day_month(text, day_month)
     if _SERIAL.match(text):
         return _read_serial(text, excel_serial)
-    return None, (
-        f"{quote_cell(text)} is not a recognized date; expected formats such as 2024-03-05 14:02, "
-        "2024/3/5 14:02, 2024年3月5日 14:02 or 20240305, or add date_formats to the mapping file"
-    )
+    return None, reason("date_unrecognized", value=quote_cell(text))
 
 
-def _read_day_month(text: str, match: re.Match[str]) -> tuple[dt.datetime | None, str | None]:
+def _read_day_month(text: str, match: re.Match[str]) -> tuple[dt.datetime | None, Message | None]:
     first, second, year = int(match.group(1)), int(match.group(3)), int(match.group(4))
     hour, minute, second_of_minute = (int(match.group(index) or 0) for index in (5, 6, 7))
     readings = []
@@ -580,22 +575,22 @@ def _read_day_month(text: str, match: re.Match[str]) -> tuple[dt.datetime | None
     if len(distinct) == 1:
         return distinct[0], None
     if not distinct:
-        return None, f"{quote_cell(text)} is not a valid date"
+        return None, reason("date_invalid", value=quote_cell(text))
     month_first, day_first = (f"{reading:%Y-%m-%d}" for reading in readings)
-    return None, (
-        f"ambiguous date {quote_cell(text)}: {month_first} if the month comes first, {day_first} if the day "
-        "comes first; add the format to date_formats in the mapping file or --date-format (e.g. %d/%m/%Y)"
+    return None, reason(
+        "date_ambiguous", value=quote_cell(text), month_first=month_first, day_first=day_first
     )
 
 
-def _read_serial(text: str, excel_serial: bool) -> tuple[dt.datetime | None, str | None]:
+def _read_serial(text: str, excel_serial: bool) -> tuple[dt.datetime | None, Message | None]:
     if not excel_serial:
-        return None, (
-            f"{quote_cell(text)} is a number, not a date (Excel serial dates are read only from XLSX files)"
-        )
+        return None, reason("serial_not_xlsx", value=quote_cell(text))
     serial = float(text)
     low, high = _SERIAL_RANGE
     if not low <= serial < high:
-        return None, f"{quote_cell(text)} is not a date (Excel serial numbers for 1950-2099 are accepted)"
+        first_year, end_year = _YEAR_RANGE
+        return None, reason(
+            "serial_out_of_range", value=quote_cell(text), first_year=first_year, last_year=end_year - 1
+        )
     # Microsecond rounding keeps 45356.6 from landing a hair before 14:24.
     return _EXCEL_EPOCH + dt.timedelta(microseconds=round(serial * 86_400_000_000)), None

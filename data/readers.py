@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from data.encoding import read_text
+from data.import_messages import Message, reason
 from leadscore.errors import InputFileError
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class RawTable:
     headers: list[str]
     rows: list[list[str | None]]
     row_numbers: list[int]
-    row_errors: dict[int, str] = field(default_factory=dict)
+    row_problems: dict[int, Message] = field(default_factory=dict)  # data row number -> reason
     blank_rows: int = 0
     encoding: str | None = None
     delimiter: str | None = None
@@ -82,6 +83,11 @@ class RawTable:
     merged_fills: dict[int, int] = field(default_factory=dict)  # column position -> cells filled
     # (data row number, column position) -> cell reference such as "C2"
     formulas_without_result: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    @property
+    def row_errors(self) -> dict[int, str]:
+        """Return the English reason of each malformed data row, by row number."""
+        return {row: message.text() for row, message in self.row_problems.items()}
 
     @property
     def excel_serial_dates(self) -> bool:
@@ -431,7 +437,7 @@ def _table_from_records(path: Path, file_format: FileFormat, records: Iterable[l
             continue
         extra = [cell for cell in cells[width:] if cell is not None]
         if extra:
-            table.row_errors[number] = f"row has {len(record)} fields but the header has {width} columns"
+            table.row_problems[number] = reason("malformed_row", fields=len(record), columns=width)
         cells = (cells + [None] * width)[:width]
         table.rows.append(cells)
         table.row_numbers.append(number)

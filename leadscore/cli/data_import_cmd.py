@@ -41,6 +41,13 @@ from data.schema import DEFAULT_TIMEZONE, TABLE_NAMES
     "[default: none, only the mapping's and the built-in formats].",
 )
 @click.option("--sheet", default=None, help="XLSX worksheet to read [default: the first].")
+@click.option(
+    "--locale",
+    type=click.Choice(["en", "zh-CN"]),
+    default=None,
+    help="Language of the reasons in TABLE.rejects.csv and of the printed summary "
+    "[default: the locale setting (LEADSCORE_LOCALE or leadscore.toml), else en].",
+)
 def import_command(
     path: Path,
     table: str,
@@ -49,6 +56,7 @@ def import_command(
     timezone: str | None,
     date_formats: tuple[str, ...],
     sheet: str | None,
+    locale: str | None,
 ) -> None:
     """Import a CRM export (CSV, XLSX or Parquet) at PATH into one canonical table.
 
@@ -56,7 +64,10 @@ def import_command(
     and 2 when the file, the mapping or the headers cannot be used.
     """
     from data.importer import import_file
+    from leadscore.i18n import parse_locale
+    from leadscore.settings import load_settings
 
+    chosen_locale = parse_locale(locale or load_settings().locale)
     summary = import_file(
         path,
         table,
@@ -65,6 +76,7 @@ def import_command(
         timezone=timezone,
         date_formats=date_formats,
         sheet=sheet,
+        locale=chosen_locale,
     )
     click.echo(summary.format())
 
