@@ -57,6 +57,7 @@ from serving.input_types import (
     check_unicode,
     reject_control_characters,
 )
+from serving.store_models import MAX_INTEGER
 
 MAX_LEADS_PER_REQUEST = 10_000
 MAX_ROUTE_LEADS_PER_REQUEST = 500
@@ -69,8 +70,8 @@ MAX_REP_ID_CHARS = 64
 MAX_LABEL_CHARS = 200
 MAX_TEXT_CHARS = 2_000
 MAX_LIST_ITEMS = 200
-# The largest value of the INTEGER column reps.capacity on PostgreSQL (a signed 32-bit integer).
-MAX_REP_CAPACITY = 2_147_483_647
+# reps.capacity is an INTEGER column.
+MAX_REP_CAPACITY = MAX_INTEGER
 
 Grade = Literal["A", "B", "C", "D"]
 SegmentName = Literal["high_value", "standard", "nurture"]

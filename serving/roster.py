@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from data.schema import TIERS
 from leadscore.errors import DataValidationError
 from serving.store import RoutingStore, lock_roster, open_loads
-from serving.store_models import reps, row_to_dict
+from serving.store_models import MAX_INTEGER, reps, row_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ def parse_reps(rows: Iterable[Mapping[str, Any]]) -> list[Rep]:
             if len(problems) > _MAX_PROBLEMS_SHOWN
             else ""
         )
-        raise DataValidationError(f"invalid roster ({len(problems)} problems): {listed}{more}")
+        counted = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+        raise DataValidationError(f"invalid roster ({counted}): {listed}{more}")
     return parsed
 
 
@@ -122,7 +123,7 @@ def _parse_rep(row: Mapping[str, Any], number: int) -> tuple[Rep | None, list[st
     problems: list[str] = []
 
     def problem(field: str, message: str) -> None:
-        problems.append(f"rep {rep_id!r}, field {field}: {message}")
+        problems.append(f"rep {_cap(rep_id)!r}, field {field}: {message}")
 
     name = _text_or_none(row.get("name"))
     if name is None:
@@ -131,27 +132,21 @@ def _parse_rep(row: Mapping[str, Any], number: int) -> tuple[Rep | None, list[st
     if tier not in TIERS:
         problem("tier", f"{tier!r} is not one of {', '.join(TIERS)}")
     capacity = _whole_number(row.get("capacity"))
-    if capacity is None or capacity < 0:
-        problem("capacity", f"{_cap(row.get('capacity'))!r} is not a whole number >= 0")
+    if capacity is None or capacity < 0 or capacity > MAX_INTEGER:
+        problem("capacity", f"{_cap(row.get('capacity'))!r} is not a whole number from 0 to {MAX_INTEGER:,}")
     regions = _string_list(row.get("regions"))
     if regions is None:
         problem("regions", f"{_cap(row.get('regions'))!r} is not a list of strings")
     skills = _string_list(row.get("skills"))
     if skills is None:
         problem("skills", f"{_cap(row.get('skills'))!r} is not a list of strings")
-    hired_at = row.get("hired_at")
-    if _is_missing(hired_at):
-        hired_at = None
-    elif not isinstance(hired_at, datetime) or hired_at.tzinfo is None:
-        problem("hired_at", f"{_cap(hired_at)!r} is not a tz-aware timestamp")
-    active = row.get("active", True)
-    if _is_missing(active):
-        active = True
-    if not pd.api.types.is_bool(active):
-        problem("active", f"{_cap(active)!r} is not true or false")
+    hired_at, active = _hired_at_and_active(row, problem)
     manager_id = _text_or_none(row.get("manager_id"))
     if manager_id == rep_id:
         problem("manager_id", "a rep cannot be its own manager")
+    for field, text in (("rep_id", rep_id), ("name", name), ("manager_id", manager_id)):
+        if text is not None and len(text) > _column_length(field):
+            problem(field, f"{_cap(text)!r} {_too_long(text, field)}")
 
     if problems:
         return None, problems
@@ -169,6 +164,34 @@ def _parse_rep(row: Mapping[str, Any], number: int) -> tuple[Rep | None, list[st
         ),
         [],
     )
+
+
+def _hired_at_and_active(row: Mapping[str, Any], problem: Callable[[str, str], None]) -> tuple[Any, Any]:
+    """Return the row's hired_at (None when missing) and active flag (True when missing)."""
+    hired_at = row.get("hired_at")
+    if _is_missing(hired_at):
+        hired_at = None
+    elif not isinstance(hired_at, datetime) or hired_at.tzinfo is None:
+        problem("hired_at", f"{_cap(hired_at)!r} is not a tz-aware timestamp")
+
+    active = row.get("active", True)
+    if _is_missing(active):
+        active = True
+    if not pd.api.types.is_bool(active):
+        problem("active", f"{_cap(active)!r} is not true or false")
+    return hired_at, active
+
+
+def _column_length(name: str) -> int:
+    """Return the most characters the roster table's text column ``name`` holds."""
+    column_type = reps.c[name].type
+    if not isinstance(column_type, sa.String) or column_type.length is None:
+        raise TypeError(f"reps.{name} is not a text column of bounded length")
+    return column_type.length
+
+
+def _too_long(text: str, name: str) -> str:
+    return f"has {len(text)} characters; the roster stores at most {_column_length(name)}, so shorten it"
 
 
 def _is_missing(value: Any) -> bool:

@@ -58,6 +58,9 @@ _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 metadata = sa.MetaData()
 
+# The largest value an INTEGER column holds on PostgreSQL (a signed 32-bit integer).
+MAX_INTEGER = 2_147_483_647
+
 reps = sa.Table(
     "reps",
     metadata,

@@ -139,8 +139,8 @@ def test_upsert_validation_names_rep_and_field(store: RoutingStore) -> None:
         upsert_reps(store, rows, now=NOW)
     message = str(caught.value)
     assert "rep 'S1', field tier: 'boss' is not one of senior, regular, newcomer" in message
-    assert "rep 'S2', field capacity: '-1' is not a whole number >= 0" in message
-    assert "rep 'S3', field capacity: '2.5' is not a whole number >= 0" in message
+    assert "rep 'S2', field capacity: '-1' is not a whole number from 0 to 2,147,483,647" in message
+    assert "rep 'S3', field capacity: '2.5' is not a whole number from 0 to 2,147,483,647" in message
     assert "rep 'S4', field name: is missing" in message
     assert "rep 'S5', field regions: '华东' is not a list of strings" in message
     assert "rep 'S6', field active: 'yes' is not true or false" in message
@@ -154,6 +154,28 @@ def test_upsert_validation_names_rep_and_field(store: RoutingStore) -> None:
 def test_parse_reps_rejects_duplicates() -> None:
     with pytest.raises(DataValidationError, match=r"rep 'S1': listed twice \(rows 1 and 2\)"):
         parse_reps([rep_row("S1"), rep_row("S1")])
+
+
+def test_parse_reps_rejects_values_beyond_columns() -> None:
+    long_id = "R" * 65
+    rows = [
+        rep_row(long_id),
+        rep_row("S2", name="名" * 201),
+        rep_row("S3", manager_id="M" * 65),
+        rep_row("S4", capacity=2**31),
+    ]
+
+    with pytest.raises(DataValidationError) as raised:
+        parse_reps(rows)
+
+    message = str(raised.value)
+    assert "invalid roster (4 problems)" in message
+    assert "field rep_id: " in message
+    assert "has 65 characters; the roster stores at most 64, so shorten it" in message
+    assert "rep 'S2', field name: " in message
+    assert "has 201 characters; the roster stores at most 200" in message
+    assert "rep 'S3', field manager_id: " in message
+    assert "rep 'S4', field capacity: '2147483648' is not a whole number from 0 to 2,147,483,647" in message
 
 
 def test_parse_reps_accepts_rep_objects(store: RoutingStore) -> None:
