@@ -828,6 +828,8 @@ def install_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
     async def on_leadscore_error(request: Request, error: Exception) -> JSONResponse:
         failure = typing.cast(LeadscoreError, error)
         locale = _request_locale(request, hooks, None)
+        if failure.http_status == 422:
+            hooks.on_validation_error(request.url.path)
         logger.info(
             "request %s failed with %s: %s", _request_id(request), failure.code, type(failure).__name__
         )

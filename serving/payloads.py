@@ -41,8 +41,17 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "zh-CN": "{field} 不是模型的自定义属性；可接受的属性：{allowed}",
     },
     "http.attribute_type": {
-        "en": "{field} has the invalid value {value}; the model declares it as {kind}",
-        "zh-CN": "{field} 的值 {value} 无效，模型中该属性的类型为 {kind}",
+        "en": "{field} has the invalid value {value}; the model declares it as {kind}, so send {expected}",
+        "zh-CN": "{field} 的值 {value} 无效，模型中该属性的类型为 {kind}，请发送{expected}",
+    },
+    "http.attribute_expected.category": {"en": "a string", "zh-CN": "字符串"},
+    "http.attribute_expected.text": {"en": "a string", "zh-CN": "字符串"},
+    "http.attribute_expected.float": {"en": "a number", "zh-CN": "数字"},
+    "http.attribute_expected.int": {"en": "a whole number", "zh-CN": "整数"},
+    "http.attribute_expected.bool": {"en": "true or false", "zh-CN": "true 或 false"},
+    "http.attribute_expected.timestamp": {
+        "en": "an ISO 8601 timestamp string such as 2025-03-01T09:00:00+08:00",
+        "zh-CN": "ISO 8601 时间字符串，例如 2025-03-01T09:00:00+08:00",
     },
 }
 _registered = False
@@ -98,6 +107,7 @@ def lead_problems(
                     field=field,
                     value=repr(displayable_value(value)),
                     kind=attribute.type,
+                    expected=translate(f"http.attribute_expected.{attribute.type}", locale),
                 )
                 problems.append(
                     Problem(field, displayable_value(value), attribute.type, message, "attribute_type")

@@ -7,6 +7,7 @@ trying to create the schema on readiness checks, and ``/readyz`` returns 503 unt
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -30,6 +31,7 @@ from serving.request_guard import GuardConfig
 from serving.score_batcher import ScoreBatcher
 from serving.store import RoutingStore, open_store
 from serving.store_models import create_schema
+from training.row_scorer import ROW_PATH_MAX_LEADS
 from training.scorer import score_payload
 
 logger = logging.getLogger(__name__)
@@ -67,9 +69,13 @@ class ServiceRuntime:
         self.metrics = metrics
         self.guard_config = guard_config
         self.database = DatabaseHealth()
-        # One scoring thread per worker also keeps LightGBM predict calls on a booster from
-        # overlapping, which LightGBM 4.7 does not document as safe.
+        # Two scoring threads per worker: one for payloads of up to ROW_PATH_MAX_LEADS leads and
+        # one for larger ones, so that a 5,000-lead request does not hold up single leads for
+        # seconds. The bulk thread scores with its own copy of the bundle: LightGBM's tracker
+        # reports a data race when threads share one booster (github.com/lightgbm-org/LightGBM/issues/6142).
         self.batcher = ScoreBatcher(self._score_records, on_batch=self._count_batch)
+        self._bulk_bundle = copy.deepcopy(model.bundle)
+        self.bulk_batcher = ScoreBatcher(self._score_bulk_records, on_batch=self._count_batch)
 
     @classmethod
     def start(cls, settings: Settings, *, insecure: bool | None = None) -> ServiceRuntime:
@@ -123,7 +129,7 @@ class ServiceRuntime:
         ``as_of`` None means now. Concurrent calls are scored together (see ``ScoreBatcher``).
         """
         started = time.perf_counter()
-        cutoff, results = self.batcher.score(records, as_of=as_of, locale=locale)
+        cutoff, results = self._lane(records).score(records, as_of=as_of, locale=locale)
         self._observe(endpoint, started, results)
         return cutoff, results
 
@@ -132,9 +138,13 @@ class ServiceRuntime:
     ) -> tuple[pd.Timestamp, list[dict[str, Any]]]:
         """Score raw lead records as ``score`` does, for a coroutine on the worker's event loop."""
         started = time.perf_counter()
-        cutoff, results = await self.batcher.score_async(records, as_of=as_of, locale=locale)
+        cutoff, results = await self._lane(records).score_async(records, as_of=as_of, locale=locale)
         self._observe(endpoint, started, results)
         return cutoff, results
+
+    def _lane(self, records: Sequence[dict[str, Any]]) -> ScoreBatcher:
+        """Return the scoring thread for a payload of this size."""
+        return self.batcher if len(records) <= ROW_PATH_MAX_LEADS else self.bulk_batcher
 
     def _observe(self, endpoint: str, started: float, results: list[dict[str, Any]]) -> None:
         self.metrics.scoring_seconds.labels(endpoint=endpoint).observe(time.perf_counter() - started)
@@ -148,12 +158,18 @@ class ServiceRuntime:
     ) -> list[dict[str, Any]]:
         return score_payload(self.model.bundle, records, as_of=cutoff, locale=locale)
 
+    def _score_bulk_records(
+        self, records: list[dict[str, Any]], cutoff: pd.Timestamp, locale: str
+    ) -> list[dict[str, Any]]:
+        return score_payload(self._bulk_bundle, records, as_of=cutoff, locale=locale)
+
     def _count_batch(self, requests: int, leads: int, seconds: float) -> None:
         self.metrics.score_batch_requests.observe(requests)
 
     def close(self) -> None:
-        """Stop the scoring thread and release the database connections of this worker."""
+        """Stop the scoring threads and release the database connections of this worker."""
         self.batcher.stop()
+        self.bulk_batcher.stop()
         self.store.dispose()
 
 

@@ -338,3 +338,36 @@ def test_guard_passes_utf8_with_or_without_bom(encoding: str) -> None:
 
     assert status == 200
     assert body == {"bytes": len(content)}
+
+
+# --- custom attributes of the wrong type ------------------------------------------------------
+
+
+class _LeadWithAttributes(BaseModel):
+    lead_id: str
+    attributes: dict[str, Any]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "english", "chinese"),
+    [
+        ("category", 3, "so send a string", "请发送字符串"),
+        ("float", "3.5", "so send a number", "请发送数字"),
+        ("int", 2.5, "so send a whole number", "请发送整数"),
+        ("bool", "yes", "so send true or false", "请发送true 或 false"),
+        ("timestamp", 20250301, "so send an ISO 8601 timestamp string", "请发送ISO 8601 时间字符串"),
+    ],
+)
+def test_attribute_type_says_what_to_send(kind: str, value: Any, english: str, chinese: str) -> None:
+    from data.folder import CustomAttribute
+    from serving.payloads import lead_problems
+
+    leads = [_LeadWithAttributes(lead_id="L1", attributes={"rating": value})]
+    declared = [CustomAttribute("rating", kind)]
+
+    (problem_en,) = lead_problems(leads, declared, "en")
+    (problem_zh,) = lead_problems(leads, declared, "zh-CN")
+
+    assert problem_en.field == "leads[0].attributes.rating"
+    assert f"the model declares it as {kind}, {english}" in problem_en.message
+    assert chinese in problem_zh.message

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 
 import leadscore
@@ -425,6 +426,57 @@ def test_score_5000_leads(client: httpx.Client) -> None:
     assert len(results) == 5000
     assert results[0]["lead_id"] == "BULK-00000"
     assert results[-1]["lead_id"] == "BULK-04999"
+
+
+def test_bulk_request_leaves_single_leads_unblocked(champion: TinyChampion, tmp_path: Path) -> None:
+    """A payload over the row-path size is scored on a thread of its own with its own bundle copy."""
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from leadscore.settings import Settings
+    from serving.metrics import ServiceMetrics
+    from serving.model_loading import load_champion
+    from serving.policy_config import load_policy
+    from serving.request_guard import GuardConfig
+    from serving.runtime import ServiceRuntime
+    from serving.store import open_store
+    from training.row_scorer import ROW_PATH_MAX_LEADS
+    from training.scorer import EXAMPLE_LEAD
+
+    metrics = ServiceMetrics(CollectorRegistry())
+    runtime = ServiceRuntime(
+        Settings(),
+        load_champion(champion.tracking_uri),
+        open_store(f"sqlite:///{tmp_path / 'routing.db'}", create=True),
+        load_policy(None),
+        metrics,
+        GuardConfig(verifier=None, max_body_bytes=1_000_000, default_locale="en", metrics=metrics),
+    )
+    release = threading.Event()
+    score_bulk = runtime.bulk_batcher._score
+
+    def held_bulk(records: list[dict[str, Any]], cutoff: Any, locale: str) -> list[dict[str, Any]]:
+        release.wait(30)
+        return score_bulk(records, cutoff, locale)
+
+    runtime.bulk_batcher._score = held_bulk
+    as_of = pd.Timestamp("2025-03-05T09:00:00+08:00").tz_convert("UTC")
+    bulk_records = [{**EXAMPLE_LEAD, "lead_id": f"BULK-{n}"} for n in range(ROW_PATH_MAX_LEADS + 1)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            bulk = pool.submit(runtime.score, bulk_records, as_of=as_of, locale="en", endpoint="score")
+            _, single = runtime.score([dict(bulk_records[0])], as_of=as_of, locale="en", endpoint="score")
+            bulk_was_waiting = not bulk.done()
+            release.set()
+            _, scored = bulk.result(60)
+    finally:
+        release.set()
+        runtime.close()
+
+    assert bulk_was_waiting
+    assert len(scored) == ROW_PATH_MAX_LEADS + 1
+    assert single == [scored[0]]
 
 
 # --- malformed payloads ----------------------------------------------------------------------
@@ -955,6 +1007,22 @@ def test_metrics_count_scores_decisions_breaches(client: httpx.Client, server: R
     )
     assert "leadscore_sla_breaches_total" in text
     assert "leadscore_auth_failures_total" in text
+
+
+def _validation_errors_on_score(server: RunningServer) -> float:
+    text = httpx.get(f"{server.base_url}/metrics", timeout=30).text
+    found = re.search(r'^leadscore_validation_errors_total\{path="/score"\} ([0-9.e+]+)$', text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_invalid_data_rejections(client: httpx.Client, server: RunningServer) -> None:
+    before = _validation_errors_on_score(server)
+    as_of = _iso(_now() - dt.timedelta(days=30))
+
+    response = client.post("/score", json={"leads": [lead(unique("EARLY"))], "as_of": as_of})
+
+    assert response.json()["code"] == "invalid_data"
+    assert _validation_errors_on_score(server) == before + 1
 
 
 def test_log_lines_carry_request_ids_not_personal_data(client: httpx.Client, server: RunningServer) -> None:
