@@ -934,7 +934,7 @@ def test_shadow_team_assigns_nothing(client: httpx.Client) -> None:
 # --- SLA -------------------------------------------------------------------------------------
 
 
-def test_sla_overdue_then_closed_by_first_contact(client: httpx.Client) -> None:
+def test_sla_overdue_then_closed_by_first_contact(client: httpx.Client, server: RunningServer) -> None:
     lead_id = unique("SLA")
     assigned_at = _now() - dt.timedelta(days=3)
     created = assigned_at - dt.timedelta(hours=2)
@@ -972,6 +972,8 @@ def test_sla_overdue_then_closed_by_first_contact(client: httpx.Client) -> None:
 
     after = client.get("/sla/overdue")
     assert lead_id not in {entry["lead_id"] for entry in after.json()["leads"]}
+    metrics = httpx.get(f"{server.base_url}/metrics", timeout=30).text
+    assert re.search(r'^leadscore_sla_breaches_total\{kind="late_first_contact"\} \d', metrics, re.MULTILINE)
 
     clash = dict(contact, rep_id="R-NEW")
     conflict = client.post("/activities", json={"activities": [clash]})
@@ -994,9 +996,10 @@ def test_stage_change_in_chinese_closes_sla(client: httpx.Client) -> None:
 # --- metrics and logs ------------------------------------------------------------------------
 
 
-def test_metrics_count_scores_decisions_breaches(client: httpx.Client, server: RunningServer) -> None:
+def test_metrics_count_scores_decisions_auth(client: httpx.Client, server: RunningServer) -> None:
     client.post("/score", json={"leads": [lead(unique("MET"), channel="未知渠道")]})
     client.post("/route", json={"leads": [lead(unique("MET"))]})
+    httpx.post(f"{server.base_url}/score", json={"leads": []}, headers={"Authorization": "Bearer wrong"})
     text = httpx.get(f"{server.base_url}/metrics", timeout=30).text
     assert re.search(r'^leadscore_scores_served_total\{endpoint="score"\} \d', text, re.MULTILINE)
     assert re.search(r'^leadscore_unseen_categories_total\{feature="channel"\} \d', text, re.MULTILINE)
@@ -1005,8 +1008,7 @@ def test_metrics_count_scores_decisions_breaches(client: httpx.Client, server: R
         text,
         re.MULTILINE,
     )
-    assert "leadscore_sla_breaches_total" in text
-    assert "leadscore_auth_failures_total" in text
+    assert re.search(r"^leadscore_auth_failures_total\{[^}]*\} \d", text, re.MULTILINE)
 
 
 def _validation_errors_on_score(server: RunningServer) -> float:
