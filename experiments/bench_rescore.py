@@ -18,7 +18,9 @@ Steps:
    * ``local, no reasons``: the same with ``top_reasons=0`` (no SHAP), first size only;
    * ``dask``: the Dask engine on a 2-worker LocalCluster of processes, first size only;
    * ``baseline``: the feature matrix of the same open leads is built first (not timed), then
-     only the conversion booster's ``predict`` on it is timed (best of 3).
+     only the conversion booster's ``predict`` on it is timed (best of 3). On its first
+     ``SHAP_ROWS`` rows, ``predict(pred_contrib=True)`` is timed against ``predict`` too: the
+     SHAP values behind the reasons cost that much more per row than the baseline.
 
 The ratio compares open leads scored per second with rows predicted per second by the
 baseline, both measured in this run on this machine.
@@ -67,13 +69,15 @@ def _current_rss_mib() -> float:
 PROFILED = (
     "serving/rescore/chunks.py:partition_inputs",
     "serving/rescore/chunks.py:read_chunk_tables",
-    "training/scorer.py:score_tables",
+    "training/scorer.py:score_tables_with_matrix",
     "features/pipeline.py:build_features",
     "training/reasons.py:shap_contributions",
-    "training/reasons.py:reasons_for_row",
+    "training/reasons.py:reasons_for_rows",
     "training/boosting.py:predict_booster",
     "serving/rescore/run.py:_finish",
 )
+SHAP_ROWS = 20_000
+"""Rows on which ``pred_contrib`` is timed against ``predict`` (the cost per row does not depend on it)."""
 
 
 def phase_profile(data_dir: Path, bundle_dir: Path, work: Path) -> dict[str, Any]:
@@ -233,17 +237,34 @@ def phase_baseline(data_dir: Path, bundle_dir: Path) -> dict[str, Any]:
         booster.predict(model_matrix.iloc[head], num_iteration=iteration),
     ):
         raise AssertionError("the float matrix predicts differently from the model matrix")
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        booster.predict(matrix, num_iteration=iteration)
-        timings.append(time.perf_counter() - started)
+    sample = matrix[:SHAP_ROWS]
     return {
         "rows": len(matrix),
-        "seconds": min(timings),
+        "seconds": _best_seconds(lambda: booster.predict(matrix, num_iteration=iteration), 3),
         "features": matrix.shape[1],
         "trees": booster.num_trees(),
+        "threads": _booster_threads(booster),
+        "shap_rows": len(sample),
+        "shap_predict_seconds": _best_seconds(lambda: booster.predict(sample, num_iteration=iteration), 3),
+        "shap_seconds": _best_seconds(
+            lambda: booster.predict(sample, num_iteration=iteration, pred_contrib=True), 2
+        ),
     }
+
+
+def _best_seconds(call: Any, repeats: int) -> float:
+    """Return the shortest wall time of ``repeats`` calls."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+def _booster_threads(booster: Any) -> int:
+    """Return the booster's num_threads parameter (0 means OpenMP's default, one per core)."""
+    return int(booster.params.get("num_threads", 0) or 0)
 
 
 def _in_child(phase: str, **arguments: Any) -> dict[str, Any]:
@@ -279,6 +300,7 @@ def render(
     memory: list[tuple[int, float, float]],
     steps: list[tuple[str, float, float]],
     load: tuple[float, float, float],
+    shap: dict[str, Any] | None = None,
 ) -> str:
     lines = [
         "# Batch rescoring: throughput and peak memory",
@@ -301,6 +323,17 @@ def render(
         *rows,
         "",
     ]
+    if shap is not None:
+        predict_rate = shap["shap_rows"] / shap["shap_predict_seconds"]
+        contrib_rate = shap["shap_rows"] / shap["shap_seconds"]
+        lines += [
+            f"SHAP ceiling (first size, same process as its baseline): on the first {shap['shap_rows']:,} "
+            f"rows of the baseline matrix, `predict(pred_contrib=True)` ran at {contrib_rate:,.0f} rows/s "
+            f"and `predict` at {predict_rate:,.0f} rows/s, a ratio of {contrib_rate / predict_rate:.4f}. "
+            f"The booster has {shap['trees']} trees and {shap['features']} features and asks for "
+            f"{shap['threads'] or 'all'} threads.",
+            "",
+        ]
     if len(memory) >= 2:
         (small, small_peak, small_floor), (large, large_peak, large_floor) = memory[0], memory[-1]
         change = 100.0 * (large_peak - small_peak) / small_peak
@@ -314,7 +347,8 @@ def render(
         total = steps[0][2]
         lines += [
             f"Where the time goes (local engine, 3 reasons, first size, under cProfile: {total:.1f} s "
-            "in all; steps overlap, for example score_tables contains the SHAP and reason steps):",
+            "in all. Steps overlap: for example score_tables_with_matrix contains the SHAP and reason "
+            "steps):",
             "",
             "| step | seconds | share |",
             "|---|---:|---:|",
@@ -374,6 +408,7 @@ def run_benchmark(arguments: argparse.Namespace) -> None:
     rows: list[str] = []
     memory: list[tuple[int, float, float]] = []
     steps: list[tuple[str, float, float]] = []
+    shap: dict[str, Any] | None = None
     for position, size in enumerate(arguments.leads):
         data_dir = work / f"history-{size}"
         _generate(data_dir, size, SCORE_SEED, 18)
@@ -383,6 +418,7 @@ def run_benchmark(arguments: argparse.Namespace) -> None:
         rows.append(_row("local, 3 reasons", size, local, baseline))
         memory.append((size, local["peak_mib"], local["floor_mib"]))
         if position == 0:
+            shap = baseline
             plain = _in_child("rescore", **common, engine="local", top_reasons=0)
             rows.append(_row("local, no reasons", size, plain, baseline))
             dask = _in_child("rescore", **common, engine="dask", top_reasons=3)
@@ -392,7 +428,7 @@ def run_benchmark(arguments: argparse.Namespace) -> None:
         print("\n".join(rows), flush=True)
 
     command = "python experiments/bench_rescore.py " + " ".join(sys.argv[1:])
-    report = render(command, rows, memory, steps, load)
+    report = render(command, rows, memory, steps, load, shap)
     print(report)
     if arguments.out is not None:
         arguments.out.parent.mkdir(parents=True, exist_ok=True)

@@ -392,7 +392,7 @@ TABLE_PATH_STEPS: tuple[tuple[str, str, str], ...] = (
     ("conversion model", "training/conversion.py", "predict"),
     ("LTV model", "training/ltv.py", "predict"),
     ("SHAP contributions", "training/reasons.py", "shap_contributions"),
-    ("reason sentences", "training/reasons.py", "reasons_for_row"),
+    ("reason sentences", "training/reasons.py", "reasons_for_rows"),
 )
 
 

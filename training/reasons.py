@@ -9,6 +9,7 @@ direction, its contribution and a sentence about the lead's own value of that fe
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -385,6 +386,13 @@ def _generic_sentence(feature: str, value: Any, locale: Locale, context: ReasonC
     return translate("reason.generic", locale, label=label, value=value)
 
 
+def sentence_inputs(feature: str) -> tuple[str, ...]:
+    """Return the features whose values ``sentence`` reads to describe ``feature``."""
+    if feature in _CONTACT_FEATURES:
+        return (feature, "contacted", "hours_to_first_contact")
+    return (feature,)
+
+
 def sentence(feature: str, row: Mapping[str, Any], locale: Locale, context: ReasonContext) -> str:
     """Build the sentence for ``feature`` of one lead, given the lead's feature values in ``row``.
 
@@ -428,6 +436,17 @@ def shap_contributions(booster: lgb.Booster, matrix: pd.DataFrame) -> FloatArray
     return contributions
 
 
+def contribution_order(contributions: FloatArray) -> npt.NDArray[np.intp]:
+    """Return, per row, the feature positions from the largest absolute contribution to the smallest.
+
+    ``contributions`` contains feature columns only (no bias column), one row per lead or a
+    single row. The sort is stable, so features with equal absolute contributions keep their matrix
+    order. A 2-D input is sorted row by row in one call, with the same result per row as
+    sorting each row alone.
+    """
+    return np.argsort(-np.abs(contributions), axis=-1, kind="stable")
+
+
 def reasons_for_row(
     contributions: FloatArray,
     feature_names: Sequence[str],
@@ -436,20 +455,27 @@ def reasons_for_row(
     locale: Locale,
     context: ReasonContext,
     top: int,
+    order: npt.NDArray[np.intp] | None = None,
+    describe: Callable[[int], str] | None = None,
 ) -> tuple[list[Reason], list[Reason]]:
     """Return the ``top`` positive and ``top`` negative reasons of one lead, strongest first.
 
     ``contributions`` is one row of ``shap_contributions`` (the bias column is ignored). Two
     features that produce the same sentence (``contacted`` and ``hours_to_first_contact``)
-    appear once, under the stronger contribution.
+    appear once, under the stronger contribution. ``order`` is the row's
+    ``contribution_order`` and ``describe(index)`` the sentence of ``feature_names[index]``
+    for ``row``; ``reasons_for_rows`` passes both, computed for many rows at once.
     """
     values = contributions[: len(feature_names)]
-    order = np.argsort(-np.abs(values), kind="stable")
+    if order is None:
+        order = contribution_order(values)
+    # Python floats and ints make the loop faster than NumPy scalars and hold the same values.
+    floats: list[float] = values.tolist()
     positives: list[Reason] = []
     negatives: list[Reason] = []
     seen: set[str] = set()
-    for index in order:
-        contribution = float(values[index])
+    for index in order.tolist():
+        contribution = floats[index]
         if abs(contribution) < MIN_CONTRIBUTION:
             break
         bucket = positives if contribution > 0 else negatives
@@ -458,10 +484,174 @@ def reasons_for_row(
                 break
             continue
         feature = feature_names[index]
-        text = sentence(feature, row, locale, context)
+        text = describe(index) if describe is not None else sentence(feature, row, locale, context)
         if text in seen:
             continue
         seen.add(text)
         direction: Direction = "positive" if contribution > 0 else "negative"
         bucket.append(Reason(feature, direction, round(contribution, 6), text))
     return positives, negatives
+
+
+def reasons_for_rows(
+    contributions: FloatArray,
+    frame: pd.DataFrame,
+    feature_names: Sequence[str],
+    *,
+    locale: Locale,
+    context: ReasonContext,
+    top: int,
+) -> list[tuple[list[Reason], list[Reason]]]:
+    """Return the reasons of every row of ``frame``, the same as ``reasons_for_row`` row by row.
+
+    ``contributions`` is ``shap_contributions`` of the rows of ``frame``, in the same order.
+    ``frame`` contains the feature values before encoding (``features.pipeline.build_features``),
+    with a column per name of ``feature_names``.
+
+    The candidates of all rows are picked with NumPy: per row, the first ``top`` positive and
+    the first ``top`` negative contributions in ``contribution_order``, up to the first one
+    below ``MIN_CONTRIBUTION``. Sentences are written only for them. When two candidates of a
+    row share a sentence, ``reasons_for_row`` would skip the weaker one and take the next
+    feature, so such a row goes through ``reasons_for_row`` itself.
+    """
+    if contributions.ndim != 2 or len(contributions) != len(frame):
+        raise ValueError(
+            f"contributions of shape {contributions.shape} for {len(frame)} feature rows; "
+            "pass shap_contributions of the same rows"
+        )
+    values = contributions[:, : len(feature_names)]
+    orders = contribution_order(values)
+    ranked = np.take_along_axis(values, orders, axis=1)
+    rows, ranks = np.nonzero(_candidates(ranked, top))
+    indices = orders[rows, ranks].tolist()
+    amounts = ranked[rows, ranks].tolist()
+    starts = np.searchsorted(rows, np.arange(len(frame) + 1)).tolist()
+    sentences = SentenceCache(frame, feature_names, locale, context)
+
+    results: list[tuple[list[Reason], list[Reason]]] = []
+    for position in range(len(frame)):
+        items = range(starts[position], starts[position + 1])
+        texts = [sentences.text(position, indices[item]) for item in items]
+        if len(set(texts)) < len(texts):
+            results.append(
+                reasons_for_row(
+                    contributions[position],
+                    feature_names,
+                    {},
+                    locale=locale,
+                    context=context,
+                    top=top,
+                    order=orders[position],
+                    describe=functools.partial(sentences.text, position),
+                )
+            )
+            continue
+        positives: list[Reason] = []
+        negatives: list[Reason] = []
+        for item, text in zip(items, texts, strict=True):
+            amount = amounts[item]
+            direction: Direction = "positive" if amount > 0 else "negative"
+            reason = Reason(feature_names[indices[item]], direction, round(amount, 6), text)
+            (positives if amount > 0 else negatives).append(reason)
+        results.append((positives, negatives))
+    return results
+
+
+def _candidates(ranked: FloatArray, top: int) -> npt.NDArray[np.bool_]:
+    """Mark, per row of contributions in ranked order, the ones ``reasons_for_row`` would consider.
+
+    Those are the first ``top`` positive and first ``top`` other values before the first
+    value whose magnitude is below ``MIN_CONTRIBUTION``. A NaN counts as negative, as it does
+    in ``reasons_for_row``.
+    """
+    strong = np.logical_and.accumulate(~(np.abs(ranked) < MIN_CONTRIBUTION), axis=1)
+    positive = strong & (ranked > 0)
+    negative = strong & ~(ranked > 0)
+    first_positives = positive & (np.cumsum(positive, axis=1) <= top)
+    first_negatives = negative & (np.cumsum(negative, axis=1) <= top)
+    return np.asarray(first_positives | first_negatives, dtype=bool)
+
+
+class SentenceCache:
+    """Reason sentences for the rows of one feature frame, each built once per distinct input.
+
+    A sentence depends only on the locale, the context and the values ``sentence_inputs``
+    names, so rows with the same values share it. A row reads the frame's value of each name
+    in ``feature_names`` as ``DataFrame.to_dict(orient="records")`` would give it, and any
+    other name as missing, like the row mapping ``sentence`` takes.
+    """
+
+    def __init__(
+        self, frame: pd.DataFrame, feature_names: Sequence[str], locale: Locale, context: ReasonContext
+    ) -> None:
+        absent = [name for name in feature_names if name not in frame.columns]
+        if absent:
+            raise ValueError(
+                f"the feature frame has no column(s) {absent[:10]}; build it with build_features"
+            )
+        known = frozenset(feature_names)
+        self._frame = frame
+        self._names = tuple(feature_names)
+        self._inputs = tuple(
+            tuple(name for name in sentence_inputs(feature) if name in known) for feature in feature_names
+        )
+        self._locale = locale
+        self._context = context
+        self._columns: dict[str, list[Any]] = {}
+        self._texts: dict[tuple[Any, ...], str] = {}
+
+    def text(self, position: int, index: int) -> str:
+        """Return the sentence of feature ``feature_names[index]`` for row ``position`` (both 0-based)."""
+        names = self._inputs[index]
+        values = [self._column(name)[position] for name in names]
+        key = (index, *[_value_key(value) for value in values])
+        try:
+            cached = self._texts.get(key)
+        except TypeError:  # an unhashable value: write the sentence without caching it
+            return self._write(index, names, values)
+        if cached is None:
+            cached = self._write(index, names, values)
+            self._texts[key] = cached
+        return cached
+
+    def _write(self, index: int, names: tuple[str, ...], values: list[Any]) -> str:
+        row = dict(zip(names, values, strict=True))
+        return sentence(self._names[index], row, self._locale, self._context)
+
+    def _column(self, name: str) -> list[Any]:
+        values = self._columns.get(name)
+        if values is None:
+            values = _python_values(self._frame[name])
+            self._columns[name] = values
+        return values
+
+
+_MISSING_NUMBER = ("missing number",)
+
+
+def _value_key(value: Any) -> tuple[Any, ...]:
+    """Return a cache key that is equal only for values that ``sentence`` treats the same.
+
+    The type is part of the key because 1, 1.0 and True are equal in Python but are written
+    differently. Every float NaN reads as missing, and the sign of zero is kept because a
+    budget of -0.0 is formatted as "-0".
+    """
+    if isinstance(value, float):
+        if math.isnan(value):
+            return _MISSING_NUMBER
+        return (type(value), value, math.copysign(1.0, value))
+    return (type(value), value)
+
+
+def _python_values(column: pd.Series) -> list[Any]:
+    """Return a column's values as Python objects, the way ``DataFrame.to_dict`` returns them.
+
+    NumPy numbers and booleans become Python ones, and pandas' NA becomes None in masked
+    columns. pandas 3.1 boxes values the same way in the list and the records form of
+    ``to_dict``, and the list form is several times faster.
+    """
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
+        values: list[Any] = column.to_numpy().tolist()
+        return values
+    name = column.name
+    return column.to_frame().to_dict(orient="list")[name]

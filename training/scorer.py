@@ -1,7 +1,8 @@
 """The one score path: canonical tables and a spine (or raw lead records) in, score records out.
 
 The service, batch rescoring, the MLflow pyfunc (and so Spark's ``spark_udf``) and the
-promotion gate all call ``score_tables``. Every step works row by row: features use only the
+promotion gate all call ``score_tables``, batch rescoring through ``score_tables_with_matrix``,
+which also returns the model matrix. Every step works row by row: features use only the
 row's own lead and its events before the cutoff, the spec maps categories by name, and
 LightGBM and the calibrator score each row alone. So a lead scores the same alone or inside
 any batch.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +40,7 @@ from features.windows import scalar_micros, timestamp_micros
 from leadscore.errors import DataValidationError
 from leadscore.i18n import Locale, parse_locale
 from training.bundle import ScorerBundle
-from training.reasons import ReasonContext, reasons_for_row, shap_contributions
+from training.reasons import ReasonContext, reasons_for_rows, shap_contributions
 from training.row_scorer import score_small_payload
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,16 @@ def example_lead_for(spec: FeatureSpec) -> dict[str, Any]:
     return example
 
 
+@dataclass(frozen=True)
+class ScoredTables:
+    """Score records of a spine together with the model matrix they were computed from."""
+
+    records: pd.DataFrame
+    """One score record per spine row (``SCORE_COLUMNS``), with the spine's index."""
+    matrix: pd.DataFrame
+    """``FeatureSpec.transform`` of the spine's feature frame: the same rows and index as ``records``."""
+
+
 def score_tables(
     bundle: ScorerBundle,
     tables: CanonicalTables,
@@ -103,17 +115,52 @@ def score_tables(
     Returns a DataFrame with ``SCORE_COLUMNS`` and the spine's index. Reasons are lists of
     dicts (feature, direction, contribution, text) with ``text`` in ``locale``.
     """
+    return score_tables_with_matrix(bundle, tables, spine, locale=locale, top_reasons=top_reasons).records
+
+
+def score_tables_with_matrix(
+    bundle: ScorerBundle,
+    tables: CanonicalTables,
+    spine: pd.DataFrame,
+    *,
+    locale: str = "en",
+    top_reasons: int = DEFAULT_TOP_REASONS,
+) -> ScoredTables:
+    """Score like ``score_tables`` and also return the model matrix the scores were computed from.
+
+    Batch rescoring counts drift on that matrix, so the features of a chunk are built once.
+    The matrix of an empty spine has no columns.
+    """
     language = parse_locale(locale)
     if not _valid_top_reasons(top_reasons):
         raise DataValidationError(
             f"top_reasons must be a whole number from 0 to {MAX_TOP_REASONS}; got {top_reasons!r}"
         )
     if spine.empty:
-        return pd.DataFrame({column: pd.Series(dtype=object) for column in SCORE_COLUMNS})
+        records = pd.DataFrame({column: pd.Series(dtype=object) for column in SCORE_COLUMNS})
+        return ScoredTables(records, pd.DataFrame(index=records.index))
 
     frame = build_features(spine, tables, bundle.feature_config)
-    transformed = bundle.feature_spec.transform(frame)
-    matrix = transformed.matrix
+    matrix = bundle.feature_spec.transform(frame).matrix
+    records = _score_records(bundle, spine, frame, matrix, language, top_reasons)
+    logger.info(
+        "scored %d spine rows with model %s (%d with unseen categories)",
+        len(records),
+        bundle.bundle_version,
+        sum(1 for flags in records["flags"] if flags["unseen_categories"]),
+    )
+    return ScoredTables(records, matrix)
+
+
+def _score_records(
+    bundle: ScorerBundle,
+    spine: pd.DataFrame,
+    frame: pd.DataFrame,
+    matrix: pd.DataFrame,
+    locale: Locale,
+    top_reasons: int,
+) -> pd.DataFrame:
+    """Return the score records of the spine rows whose features are ``frame`` and model matrix ``matrix``."""
     prior = bundle.rule_prior.predict_proba(frame) if bundle.rule_prior is not None else None
     p_convert = np.clip(bundle.conversion.predict(matrix, prior), 0.0, 1.0)
     ltv = _predict_ltv(bundle, matrix)
@@ -121,28 +168,13 @@ def score_tables(
     grades = bundle.grade_bands.grade(expected_value)
     segments = bundle.segment_thresholds.segment(expected_value, p_convert)
     unseen = _unseen_categories(bundle, frame)
-
-    positives: list[list[dict[str, Any]]] = [[] for _ in range(len(frame))]
-    negatives: list[list[dict[str, Any]]] = [[] for _ in range(len(frame))]
-    if top_reasons > 0:
-        contributions = shap_contributions(bundle.conversion.booster, matrix)
-        context = ReasonContext.of(bundle.feature_definitions, bundle.feature_config.first_contact_sla_hours)
-        names = list(matrix.columns)
-        raw_rows: list[dict[str, Any]] = [
-            {str(key): value for key, value in row.items()} for row in frame[names].to_dict(orient="records")
-        ]
-        for position, row in enumerate(raw_rows):
-            up, down = reasons_for_row(
-                contributions[position], names, row, locale=language, context=context, top=top_reasons
-            )
-            positives[position] = [reason.to_dict() for reason in up]
-            negatives[position] = [reason.to_dict() for reason in down]
+    positives, negatives = _reason_dicts(bundle, frame, matrix, locale, top_reasons)
 
     flags = [
         {"unseen_categories": unseen[position], "insufficient_data": bundle.insufficient_data}
         for position in range(len(frame))
     ]
-    records = pd.DataFrame(
+    return pd.DataFrame(
         {
             "lead_id": spine["lead_id"].astype(str).to_numpy(),
             "as_of": spine["cutoff"],
@@ -158,14 +190,22 @@ def score_tables(
         },
         index=spine.index,
     )
-    unseen_rows = sum(1 for values in unseen if values)
-    logger.info(
-        "scored %d spine rows with model %s (%d with unseen categories)",
-        len(records),
-        bundle.bundle_version,
-        unseen_rows,
+
+
+def _reason_dicts(
+    bundle: ScorerBundle, frame: pd.DataFrame, matrix: pd.DataFrame, locale: Locale, top_reasons: int
+) -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]:
+    """Return the positive and the negative reasons of each row as lists of dicts (empty for 0 reasons)."""
+    if top_reasons == 0:
+        return [[] for _ in range(len(frame))], [[] for _ in range(len(frame))]
+    contributions = shap_contributions(bundle.conversion.booster, matrix)
+    context = ReasonContext.of(bundle.feature_definitions, bundle.feature_config.first_contact_sla_hours)
+    reasons = reasons_for_rows(
+        contributions, frame, list(matrix.columns), locale=locale, context=context, top=top_reasons
     )
-    return records
+    positives = [[reason.to_dict() for reason in up] for up, _ in reasons]
+    negatives = [[reason.to_dict() for reason in down] for _, down in reasons]
+    return positives, negatives
 
 
 def _valid_top_reasons(top_reasons: Any) -> bool:

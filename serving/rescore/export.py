@@ -310,7 +310,8 @@ def export_rejects(rejects: pa.Table, locale: Locale) -> pa.Table:
     """Return reject rows with a ``reason_text`` column in ``locale`` after the reason code."""
     _register_texts()
     codes = rejects.column("reason").to_pylist()
-    texts = [translate(f"rescore.reject.{code}", locale) for code in codes]
+    text_of = {code: translate(f"rescore.reject.{code}", locale) for code in set(codes)}
+    texts = [text_of[code] for code in codes]
     return pa.table(
         {
             "lead_id": rejects.column("lead_id"),

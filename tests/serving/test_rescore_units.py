@@ -42,6 +42,7 @@ from serving.rescore.drift import (
 from serving.rescore.export import ExportSettings, OutputPaths, TableWriter, header, output_format
 from serving.rescore.options import RescoreOptions
 from serving.rescore.progress import Progress
+from training.scorer import ScoredTables
 
 LEVELS = [round(level, 2) for level in np.linspace(0.0, 1.0, 21)]
 
@@ -207,18 +208,20 @@ def test_failing_lead_is_isolated_by_splitting(monkeypatch: pytest.MonkeyPatch) 
 
     def score_or_raise(
         bundle: object, tables: object, spine: pd.DataFrame, **options: object
-    ) -> pd.DataFrame:
+    ) -> ScoredTables:
         calls.append(len(spine))
         if (spine["lead_id"] == "L3").any():
             raise DataValidationError("lead L3 has a value that is not a number")
-        return pd.DataFrame({"lead_id": spine["lead_id"].to_numpy(), "p_convert": 0.5}, index=spine.index)
+        records = pd.DataFrame({"lead_id": spine["lead_id"].to_numpy(), "p_convert": 0.5}, index=spine.index)
+        matrix = pd.DataFrame({"position": spine.index.to_numpy(dtype=float)}, index=spine.index)
+        return ScoredTables(records, matrix)
 
-    monkeypatch.setattr(chunk_scoring, "score_tables", score_or_raise)
+    monkeypatch.setattr(chunk_scoring, "score_tables_with_matrix", score_or_raise)
     spine = pd.DataFrame(
         {"lead_id": [f"L{n}" for n in range(8)], "cutoff": pd.Timestamp("2025-01-01", tz="UTC")}
     )
 
-    scores, failures = chunk_scoring.score_isolating_failures(
+    scored, failures = chunk_scoring.score_isolating_failures(
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         spine,
@@ -226,12 +229,24 @@ def test_failing_lead_is_isolated_by_splitting(monkeypatch: pytest.MonkeyPatch) 
         top_reasons=0,
     )
 
-    assert scores["lead_id"].tolist() == ["L0", "L1", "L2", "L4", "L5", "L6", "L7"]
+    assert scored.records["lead_id"].tolist() == ["L0", "L1", "L2", "L4", "L5", "L6", "L7"]
+    assert scored.matrix["position"].tolist() == [0.0, 1.0, 2.0, 4.0, 5.0, 6.0, 7.0]
     assert failures.to_dict(orient="records") == [
         {"lead_id": "L3", "reason": "scoring_failed", "detail": "lead L3 has a value that is not a number"}
     ]
     assert calls[0] == 8
     assert len(calls) < 16
+
+
+def test_utc_texts_match_arrow_cast() -> None:
+    inside = np.array([0, -1, 1_751_241_600_123_456, -62_135_596_800_000_000, 253_402_300_799_999_999])
+    outside = np.array([0, 253_402_300_800_000_000])
+
+    for micros in (inside, outside, np.array([], dtype=np.int64)):
+        cast = pa.array(micros, type=pa.timestamp("us", tz="UTC")).cast(pa.string()).to_pylist()
+        assert chunk_scoring.utc_texts(micros).tolist() == cast
+    assert chunk_scoring.utc_texts(inside)[2] == "2025-06-30 00:00:00.123456Z"
+    assert chunk_scoring.utc_texts(outside)[1] == "10000-01-01 00:00:00.000000Z"
 
 
 # --- bucketing ----------------------------------------------------------------------------------------

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from features.catalog import FeatureDef
+from features.pipeline import build_features
 from leadscore.errors import ConfigError, DataValidationError
 from tests.training import scorer_setup
 from training.reasons import ReasonContext, reasons_for_row, sentence
-from training.scorer import SCORE_COLUMNS, score_payload, score_tables
+from training.scorer import SCORE_COLUMNS, score_payload, score_tables, score_tables_with_matrix
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -76,6 +77,31 @@ def test_score_tables_row_subset_matches_full_batch() -> None:
 
     for column in ("p_convert", "ltv", "expected_value", "grade", "segment", "reasons_positive", "flags"):
         assert subset[column].tolist() == full[column].iloc[[5, 40, 79]].tolist()
+
+
+def test_scored_matrix_is_spec_transform() -> None:
+    bundle = scorer_setup.bundle()
+    tables = scorer_setup.history()
+    spine = scorer_setup.holdout()[["lead_id", "cutoff"]].head(40).reset_index(drop=True)
+    features = build_features(spine, tables, bundle.feature_config)
+
+    scored = score_tables_with_matrix(bundle, tables, spine, top_reasons=2)
+
+    pd.testing.assert_frame_equal(scored.matrix, bundle.feature_spec.transform(features).matrix)
+    pd.testing.assert_frame_equal(scored.records, score_tables(bundle, tables, spine, top_reasons=2))
+    assert scored.records["reasons_positive"].map(len).max() == 2
+
+
+def test_scored_matrix_of_empty_spine() -> None:
+    spine = pd.DataFrame(
+        {"lead_id": pd.Series(dtype="str"), "cutoff": pd.Series(dtype="datetime64[us, UTC]")}
+    )
+
+    scored = score_tables_with_matrix(scorer_setup.bundle(), scorer_setup.history(), spine)
+
+    assert list(scored.records.columns) == list(SCORE_COLUMNS)
+    assert len(scored.records) == 0
+    assert len(scored.matrix) == 0
 
 
 def test_unseen_category_flagged() -> None:
