@@ -105,9 +105,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "请发送 UTF-8 编码的文本",
     },
     "http.control_character": {
-        "en": "{field}={value} contains the control character {character}; "
-        "send the id as printable text without control characters or line breaks",
-        "zh-CN": "{field}={value} 含有控制字符 {character}，请发送不含控制字符和换行符的可打印文本",
+        "en": "{field}={value} contains the control or invisible character {character}; "
+        "send the id as printable text without control characters, invisible characters or line breaks",
+        "zh-CN": "{field}={value} 含有控制字符或不可见字符 {character}，"
+        "请发送不含控制字符、不可见字符和换行符的可打印文本",
     },
     "http.timestamp_year": {
         "en": "{field}={value} is outside the supported years {first} to {last}; check the date",
@@ -257,8 +258,9 @@ _RANGE_ERRORS: dict[str, tuple[str, str]] = {
 }
 _LENGTH_ERRORS = frozenset({"too_short", "too_long", "string_too_short", "string_too_long"})
 _CONTROL_ALLOWED = (
-    "printable text without control characters (U+0000 to U+001F, U+007F to U+009F) "
-    "or line separators (U+2028, U+2029)"
+    "printable text without control characters (U+0000 to U+001F, U+007F to U+009F), "
+    "line separators (U+2028, U+2029) or invisible format characters (U+200B to U+200F, "
+    "U+202A to U+202E, U+2060 to U+2064, U+2066 to U+206F, U+FEFF)"
 )
 _NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 

@@ -23,11 +23,14 @@ TIMESTAMP_YEAR_ERROR = "timestamp_year"
 CONTROL_CHARACTER_ERROR = "control_character"
 ATTRIBUTE_VALUE_ERROR = "attribute_value_type"
 
-# Control characters (Unicode category Cc) and the line and paragraph separators. Ids are
-# logged, and each of these can end a log line or forge a new one.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Control characters (Unicode category Cc), the line and paragraph separators, and invisible
+# format characters: zero-width spaces and joiners, bidirectional controls and the byte order
+# mark. Ids are logged and shown to people. The first two can end a log line or forge a new
+# one, and the last make two different ids look the same or reorder the text around them.
+_UNSAFE_IN_IDS = r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+CONTROL_CHARACTERS = re.compile(f"[{_UNSAFE_IN_IDS}]")
 # The same rule as a JSON Schema pattern, for the API description.
-CONTROL_FREE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+CONTROL_FREE_PATTERN = f"^[^{_UNSAFE_IN_IDS}]*$"
 
 
 def check_unicode(value: str) -> str:
@@ -46,7 +49,7 @@ def check_unicode(value: str) -> str:
 
 
 def reject_control_characters(value: Any) -> Any:
-    """Reject text that contains a control character or line separator anywhere, even at either end.
+    """Reject text with a control, line separator or invisible format character anywhere, even at either end.
 
     Runs before whitespace is stripped, so an id with a trailing newline is an error instead
     of being quietly shortened. Other types pass unchanged for the string validator to reject.
@@ -57,7 +60,7 @@ def reject_control_characters(value: Any) -> Any:
     if found is not None:
         raise PydanticCustomError(
             CONTROL_CHARACTER_ERROR,
-            "Input contains the control character {character}",
+            "Input contains the control or invisible character {character}",
             {"character": f"U+{ord(found.group()):04X}"},
         )
     return value

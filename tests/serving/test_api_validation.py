@@ -55,8 +55,8 @@ def test_tab_in_lead_id_named(client: httpx.Client) -> None:  # noqa: F811
     assert body["value"] == "L\\t1"
     assert body["allowed"].startswith("printable text without control characters")
     assert body["message"] == (
-        "leads[0].lead_id='L\\t1' contains the control character U+0009; "
-        "send the id as printable text without control characters or line breaks"
+        "leads[0].lead_id='L\\t1' contains the control or invisible character U+0009; "
+        "send the id as printable text without control characters, invisible characters or line breaks"
     )
 
 
@@ -77,7 +77,9 @@ def test_nul_in_activity_id_named_in_chinese(client: httpx.Client) -> None:  # n
     assert body["field"] == "activities[0].activity_id"
     assert body["value"] == "A\\x00" + "x" * 118 + "…"
     assert body["message"].startswith("activities[0].activity_id='A\\x00xxx")
-    assert body["message"].endswith("含有控制字符 U+0000，请发送不含控制字符和换行符的可打印文本")
+    assert body["message"].endswith(
+        "含有控制字符或不可见字符 U+0000，请发送不含控制字符、不可见字符和换行符的可打印文本"
+    )
 
 
 def test_newline_in_rep_id_rejected_not_stored(client: httpx.Client) -> None:  # noqa: F811
@@ -86,7 +88,7 @@ def test_newline_in_rep_id_rejected_not_stored(client: httpx.Client) -> None:  #
     body = _error(client.put("/reps", json={"reps": [rep]}, params={"locale": "zh-CN"}), 422)
 
     assert body["field"] == "reps[0].rep_id"
-    assert body["message"].startswith("reps[0].rep_id='R-NL\\n' 含有控制字符 U+000A")
+    assert body["message"].startswith("reps[0].rep_id='R-NL\\n' 含有控制字符或不可见字符 U+000A")
     assert "R-NL" not in _reps(client)
 
 

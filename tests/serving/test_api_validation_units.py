@@ -28,8 +28,9 @@ from serving.roster_views import NewRepFieldsProblemsError
 from tests.serving.test_service_units import TOKEN, _call_guard, _EchoApp, _guard
 
 CONTROL_ALLOWED = (
-    "printable text without control characters (U+0000 to U+001F, U+007F to U+009F) "
-    "or line separators (U+2028, U+2029)"
+    "printable text without control characters (U+0000 to U+001F, U+007F to U+009F), "
+    "line separators (U+2028, U+2029) or invisible format characters (U+200B to U+200F, "
+    "U+202A to U+202E, U+2060 to U+2064, U+2066 to U+206F, U+FEFF)"
 )
 AUTHORIZED = ("Authorization", f"Bearer {TOKEN}")
 
@@ -68,8 +69,11 @@ def _activity(**fields: Any) -> dict[str, Any]:
         (ReportedActivity, _activity(activity_id="A\x001"), "activity_id", "A\\x001", "U+0000"),
         (RepIn, {"rep_id": "R\u20281"}, "rep_id", "R\\u20281", "U+2028"),
         (RepIn, {"rep_id": "R-1", "manager_id": "M\x851"}, "manager_id", "M\\x851", "U+0085"),
+        (ScoreRequest, {"leads": [_lead(lead_id="L\u200b1")]}, "leads[0].lead_id", "L\\u200b1", "U+200B"),
+        (RepIn, {"rep_id": "R\u202e1"}, "rep_id", "R\\u202e1", "U+202E"),
+        (ScoreRequest, {"leads": [_lead(lead_id="\ufeffL1")]}, "leads[0].lead_id", "\\ufeffL1", "U+FEFF"),
     ],
-    ids=["tab", "trailing-newline", "nul", "line-separator", "next-line"],
+    ids=["tab", "trailing-newline", "nul", "line-separator", "next-line", "zero-width", "bidi", "bom"],
 )
 def test_control_character_in_id_named(
     model: type[BaseModel], payload: dict[str, Any], field: str, shown: str, character: str
@@ -82,8 +86,8 @@ def test_control_character_in_id_named(
     assert body["allowed"] == CONTROL_ALLOWED
     assert body["errors"][0]["type"] == "control_character"
     assert body["message"] == (
-        f"{field}='{shown}' contains the control character {character}; "
-        "send the id as printable text without control characters or line breaks"
+        f"{field}='{shown}' contains the control or invisible character {character}; "
+        "send the id as printable text without control characters, invisible characters or line breaks"
     )
 
 
@@ -91,7 +95,8 @@ def test_control_character_message_in_chinese() -> None:
     body = _body(ScoreRequest, {"leads": [_lead(lead_id="a\nforged")]}, locale="zh-CN")
 
     assert body["message"] == (
-        "leads[0].lead_id='a\\nforged' 含有控制字符 U+000A，请发送不含控制字符和换行符的可打印文本"
+        "leads[0].lead_id='a\\nforged' 含有控制字符或不可见字符 U+000A，"
+        "请发送不含控制字符、不可见字符和换行符的可打印文本"
     )
 
 
