@@ -1,7 +1,7 @@
 """A lean keep-alive HTTP/1.1 client for load tests on loopback.
 
 The servers under test share the machine's CPUs with the load generator. httpx spends
-about 0.8 ms of CPU per request (measured on a 2-CPU VM), about half of what a bare
+about 1.0 ms of CPU per request (measured on a 2-CPU VM), about half of what a bare
 BentoML endpoint spends. That CPU time is taken from the servers and lowers every
 server's throughput. This client writes a prepared
 request with one ``sendall`` and reads the response with plain socket calls: status line,

@@ -133,7 +133,8 @@ class ScoreBatcher:
         future: asyncio.Future[None] = loop.create_future()
         job = self._submit(records, as_of, locale, future=future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._timeout_seconds)
+            async with asyncio.timeout(self._timeout_seconds):
+                await future
         except TimeoutError:
             raise self._timeout_error(job) from None
         return self._outcome(job)
@@ -250,11 +251,15 @@ class ScoreBatcher:
         if job.future is not None:
             try:
                 job.future.get_loop().call_soon_threadsafe(_resolve, job.future)
-            except RuntimeError:  # the loop closed: the worker is stopping and nobody waits
-                logger.debug("event loop closed before a scored request was handed back")
+            except RuntimeError as closed:  # The loop closed because the worker is stopping.
+                logger.debug(
+                    "event loop closed before %d scored lead(s) were handed back: %s",
+                    len(job.records),
+                    closed,
+                )
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
-    """Wake the coroutine waiting on ``future``, unless it was cancelled (the client went away)."""
+    """Wake the coroutine waiting on ``future``, unless the wait ended already (timeout or cancellation)."""
     if not future.done():
         future.set_result(None)
