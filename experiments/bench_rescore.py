@@ -174,15 +174,21 @@ def train_bundle(work: Path, train_leads: int) -> Path:
 def phase_rescore(
     data_dir: Path, bundle_dir: Path, work: Path, engine: str, top_reasons: int
 ) -> dict[str, Any]:
+    import shutil
+
     from serving.rescore import RescoreOptions, rescore
 
     out = work / f"out-{data_dir.name}-{engine}-{top_reasons}" / "scores.parquet"
+    runs = work / f"runs-{engine}-{top_reasons}"
+    # A run left by an earlier benchmark would resume as finished and time nothing: start afresh.
+    for leftover in (out.parent, runs):
+        shutil.rmtree(leftover, ignore_errors=True)
     options = RescoreOptions(
         data_dir=data_dir,
         as_of=_as_of(data_dir),
         out=out,
         model_uri=str(bundle_dir),
-        work_dir=work / f"runs-{engine}-{top_reasons}",
+        work_dir=runs,
         engine=engine,  # type: ignore[arg-type]
         dask_workers=2,
         chunk_size=CHUNK_SIZE,
@@ -238,9 +244,13 @@ def phase_baseline(data_dir: Path, bundle_dir: Path) -> dict[str, Any]:
     ):
         raise AssertionError("the float matrix predicts differently from the model matrix")
     sample = matrix[:SHAP_ROWS]
+    boosters = [booster, *(bundle.ltv_model.boosters.values() if bundle.ltv_model is not None else ())]
     return {
         "rows": len(matrix),
         "seconds": _best_seconds(lambda: booster.predict(matrix, num_iteration=iteration), 3),
+        "all_boosters_seconds": _best_seconds(lambda: _predict_each(boosters, matrix), 3),
+        "all_boosters_trees": sum(_used_trees(each) for each in boosters),
+        "read_seconds": _best_seconds(lambda: _read_raw_tables(data_dir), 3),
         "features": matrix.shape[1],
         "trees": booster.num_trees(),
         "threads": _booster_threads(booster),
@@ -250,6 +260,28 @@ def phase_baseline(data_dir: Path, bundle_dir: Path) -> dict[str, Any]:
             lambda: booster.predict(sample, num_iteration=iteration, pred_contrib=True), 2
         ),
     }
+
+
+def _used_trees(booster: Any) -> int:
+    """Return the trees ``predict`` uses: those up to the best iteration when training stopped early."""
+    per_iteration = booster.num_model_per_iteration()
+    if booster.best_iteration > 0:
+        return int(booster.best_iteration * per_iteration)
+    return int(booster.num_trees())
+
+
+def _predict_each(boosters: list[Any], matrix: Any) -> None:
+    """Predict ``matrix`` with every booster, each at its best iteration: the model work of a score."""
+    for booster in boosters:
+        booster.predict(matrix, num_iteration=booster.best_iteration if booster.best_iteration > 0 else None)
+
+
+def _read_raw_tables(data_dir: Path) -> None:
+    """Read every table of the history folder with pyarrow, all columns: the least any rescoring reads."""
+    import pyarrow.parquet as pq
+
+    for path in sorted(data_dir.glob("*.parquet")):
+        pq.read_table(path)
 
 
 def _best_seconds(call: Any, repeats: int) -> float:
@@ -294,6 +326,22 @@ def _row(label: str, size: int, result: dict[str, Any], baseline: dict[str, Any]
     )
 
 
+def _floor_sentence(baseline: dict[str, Any]) -> str:
+    """Describe two costs that any rescoring from raw events pays, as multiples of the baseline."""
+    model_work = baseline["all_boosters_seconds"] / baseline["seconds"]
+    reading = baseline["read_seconds"] / baseline["seconds"]
+    return (
+        f"Floors (first size, same process as its baseline): predicting the same {baseline['rows']:,} rows "
+        f"with every booster a score needs (conversion and LTV, {baseline['all_boosters_trees']} trees "
+        f"against the baseline's {baseline['trees']}) took {baseline['all_boosters_seconds']:.3f} s, "
+        f"{model_work:.1f} times the baseline's {baseline['seconds']:.3f} s; reading the raw Parquet "
+        f"tables of the history with pyarrow (warm cache, all columns) took "
+        f"{baseline['read_seconds']:.3f} s, {reading:.1f} times the baseline. With free features, "
+        "no reasons and no output, rescoring "
+        f"would still reach at most {1 / (model_work + reading):.2f} of the baseline."
+    )
+
+
 def render(
     command: str,
     rows: list[str],
@@ -334,6 +382,8 @@ def render(
             f"{shap['threads'] or 'all'} threads.",
             "",
         ]
+    if shap is not None:
+        lines += [_floor_sentence(shap), ""]
     if len(memory) >= 2:
         (small, small_peak, small_floor), (large, large_peak, large_floor) = memory[0], memory[-1]
         change = 100.0 * (large_peak - small_peak) / small_peak
