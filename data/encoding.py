@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.import_messages import import_error
 from leadscore.errors import InputFileError
 
 # Tried in this order. UTF-8 goes first because a GB18030 decoder also accepts many UTF-8
@@ -63,19 +64,13 @@ def decode_bytes(raw: bytes, source: str | Path) -> DecodedText:
     offset = furthest.start
     line = raw.count(b"\n", 0, offset) + 1
     raise InputFileError(
-        f"{source}: cannot decode byte 0x{raw[offset]:02X} at byte offset {offset} (line {line}); "
-        f"the file is not UTF-8, UTF-8 with BOM or GB18030/GBK. "
-        "Save it again as 'CSV UTF-8' or export it as XLSX"
+        import_error("undecodable", path=source, byte=f"0x{raw[offset]:02X}", offset=offset, line=line)
     )
 
 
 def _reject_utf16(raw: bytes, source: str | Path) -> None:
     if raw.startswith(_UTF16_BOMS):
-        raise InputFileError(
-            f"{source}: the file starts with a UTF-16 byte order mark (byte offset 0), as Excel's "
-            "'Unicode Text' export does; UTF-16 is not supported. Save it again as 'CSV UTF-8' "
-            "or export it as XLSX"
-        )
+        raise InputFileError(import_error("utf16", path=source))
 
 
 def _is_damaged_utf8(raw: bytes) -> bool:
@@ -92,9 +87,7 @@ def _is_damaged_utf8(raw: bytes) -> bool:
 def _raise_damaged_utf8(raw: bytes, offset: int, source: str | Path) -> None:
     line = raw.count(b"\n", 0, offset) + 1
     raise InputFileError(
-        f"{source}: the file is UTF-8, but byte 0x{raw[offset]:02X} at byte offset {offset} (line {line}) "
-        "is not valid UTF-8. Delete or retype the damaged character on that line, or export the "
-        "file again as 'CSV UTF-8'"
+        import_error("damaged_utf8", path=source, byte=f"0x{raw[offset]:02X}", offset=offset, line=line)
     )
 
 
@@ -103,10 +96,7 @@ def _reject_nul(text: str, raw: bytes, source: str | Path) -> None:
     if position < 0:
         return
     offset = raw.find(b"\x00")
-    raise InputFileError(
-        f"{source}: NUL byte at byte offset {offset}; the file looks like UTF-16 or binary data, "
-        "not UTF-8 or GB18030 text. Save it again as 'CSV UTF-8' or export it as XLSX"
-    )
+    raise InputFileError(import_error("nul_byte", path=source, offset=offset))
 
 
 def read_text(path: Path) -> DecodedText:
@@ -114,5 +104,7 @@ def read_text(path: Path) -> DecodedText:
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
+        raise InputFileError(
+            import_error("unreadable", path=path, detail=error.strerror or str(error))
+        ) from error
     return decode_bytes(raw, path)

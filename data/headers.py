@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from data.folder import CustomAttribute
+from data.import_messages import import_error
 from data.schema import Table
 from data.validate import missing_columns_message
 from leadscore.errors import ConfigError, SchemaError
@@ -46,9 +47,14 @@ def _reject_other_unit(table: Table, header: str, normalized: str, target: str) 
     if note in _YUAN_NOTES or not _UNIT_WORDS.search(note):
         return
     raise SchemaError(
-        f"table {table.name!r}: header {header!r} matches {target!r}, but its note ({note}) names a unit "
-        f"other than yuan; convert the column to yuan, or rename the header in the mapping file "
-        f"([tables.{table.name}.columns]) once the values are in yuan"
+        import_error(
+            "other_unit",
+            table=repr(table.name),
+            header=repr(header),
+            target=repr(target),
+            note=note,
+            mapping_key=f"[tables.{table.name}.columns]",
+        )
     )
 
 
@@ -73,8 +79,13 @@ def header_lookup(table: Table, renames: Mapping[str, str] | None = None) -> dic
             key = normalize_header(spelling)
             if lookup.get(key, column.name) != column.name:
                 raise ConfigError(
-                    f"table {table.name!r}: header {spelling!r} is an alias of both "
-                    f"{lookup[key]!r} and {column.name!r}"
+                    import_error(
+                        "alias_conflict",
+                        table=repr(table.name),
+                        header=repr(spelling),
+                        first=repr(lookup[key]),
+                        second=repr(column.name),
+                    )
                 )
             lookup[key] = column.name
     for source, target in (renames or {}).items():
@@ -113,14 +124,24 @@ def resolve_headers(
             continue
         if target not in targets:
             raise ConfigError(
-                f"table {table.name!r}: header {header!r} is renamed to {target!r}, which is neither "
-                f"a column of the table ({', '.join(table.column_names)}) nor a declared attribute"
+                import_error(
+                    "rename_target",
+                    table=repr(table.name),
+                    header=repr(header),
+                    target=repr(target),
+                    columns=", ".join(table.column_names),
+                )
             )
         if target in resolution.sources:
             raise SchemaError(
-                f"table {table.name!r}: headers {resolution.sources[target]!r} and {header!r} both map to "
-                f"{target!r}; rename one of them in the mapping file ([tables.{table.name}.columns]) "
-                "or remove it from the file"
+                import_error(
+                    "two_headers",
+                    table=repr(table.name),
+                    first=repr(resolution.sources[target]),
+                    second=repr(header),
+                    target=repr(target),
+                    mapping_key=f"[tables.{table.name}.columns]",
+                )
             )
         resolution.columns[position] = target
         resolution.sources[target] = header
@@ -128,5 +149,7 @@ def resolve_headers(
     missing = [name for name in table.required_columns if name not in resolution.sources]
     if missing:
         found = ", ".join(repr(header) for header in headers)
-        raise SchemaError(f"{missing_columns_message(table, missing)}. Headers in the file: {found}")
+        raise SchemaError(
+            import_error("headers_found", missing=missing_columns_message(table, missing), found=found)
+        )
     return resolution

@@ -1,8 +1,13 @@
-"""Texts of ``leadscore data import`` in ``en`` and ``zh-CN``: reject reasons, coercions, the summary.
+"""Texts of the data stage in ``en`` and ``zh-CN``: import reasons, coercions, summary and errors.
 
-A reason travels as a ``Message``, a message key plus its parameters, so the rejects file and
-the summary render it in the reader's locale and both languages state the same row, value,
-accepted set and fix. The English templates are the texts the importer has always written.
+A text travels as a ``Message``, a message key plus its parameters, so the rejects file, the
+summary and the ``leadscore data validate`` report render it in the reader's locale, and both
+languages state the same row, value, accepted set and fix. The English templates are the
+texts the importer and the validator have always written.
+
+An error that stops an import (an undecodable file, a missing column, a bad mapping) is
+raised with a ``Message`` as its only argument. ``str(error)`` is the English text, and the
+CLI re-raises it in the chosen locale with ``leadscore.i18n.errors_in_locale``.
 
 Coercion labels (``assumed Asia/Shanghai``, ``currency sign removed``) stay English in
 ``ImportSummary.coercions``, because callers count them by name. ``coercion_text`` renders
@@ -17,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
+from data.error_messages import ERRORS
 from leadscore.i18n import Locale, register_messages, translate
 
 _REASONS: dict[str, dict[str, str]] = {
@@ -173,6 +179,8 @@ _REASONS: dict[str, dict[str, str]] = {
     },
     "import.duplicate.more": {"en": "and {count} more", "zh-CN": "另有 {count} 处"},
     "import.list_separator": {"en": ", ", "zh-CN": "、"},
+    "import.clause_separator": {"en": "; ", "zh-CN": "；"},
+    "import.line_separator": {"en": "\n", "zh-CN": "\n"},
 }
 
 # Coercion labels of data.parsing and data.importer. Each English text is a counter key.
@@ -292,17 +300,104 @@ _PROBLEMS: dict[str, dict[str, str]] = {
 PROBLEM_CODES: tuple[str, ...] = tuple(key.removeprefix("import.problem.") for key in _PROBLEMS)
 """Every problem code the importer writes into the ``code`` column of a rejects file."""
 
+# The report of ``leadscore data validate`` (data.validate). Findings that the importer also
+# writes reuse its ``import.reason`` texts.
+_VALIDATION: dict[str, dict[str, str]] = {
+    "validate.report.clean": {
+        "en": "{table}: {rows} rows, no problems",
+        "zh-CN": "{table}：{rows} 行，没有问题",
+    },
+    "validate.report.status": {
+        "en": "{table}: {rows} rows, {problems} problems in {problem_rows} rows",
+        "zh-CN": "{table}：{rows} 行，其中 {problem_rows} 行共有 {problems} 个问题",
+    },
+    "validate.report.count": {
+        "en": "  {column}: {problem} x{count}",
+        "zh-CN": "  {column}：{problem} x{count}",
+    },
+    "validate.report.example": {
+        "en": "  {where}, {column}={value}: {reason}",
+        "zh-CN": "  {where}，{column}={value}：{reason}",
+    },
+    "validate.report.whole_table": {"en": "table", "zh-CN": "整张表"},
+    "validate.report.more": {"en": "  ... and {count} more problems", "zh-CN": "  ……另有 {count} 个问题"},
+    "validate.summary.problems": {"en": "{count} problems found", "zh-CN": "共发现 {count} 个问题"},
+    "validate.summary.clean": {"en": "no problems found", "zh-CN": "没有发现问题"},
+    "validate.error.no_tables": {
+        "en": "{directory} has no table files ({files}); create them with 'leadscore data import' or "
+        "'leadscore data generate'",
+        "zh-CN": "{directory} 中没有数据表文件（{files}）；请用 'leadscore data import' 或 "
+        "'leadscore data generate' 生成",
+    },
+    "validate.error.unreadable": {
+        "en": "cannot read a table of the data folder {directory} ({detail}); import that table again or "
+        "move the damaged file away",
+        "zh-CN": "无法读取数据目录 {directory} 中的数据表（{detail}）；请重新导入该表，或把损坏的文件移走",
+    },
+    "validate.reason.expected_bool": {
+        "en": "expected true or false, found {found}",
+        "zh-CN": "应为 true 或 false，读到的是 {found} 类型",
+    },
+    "validate.reason.expected_list": {"en": "expected a list of strings", "zh-CN": "应为字符串列表"},
+    "validate.reason.expected_text": {
+        "en": "expected text, found {found}{hint}",
+        "zh-CN": "应为文本，读到的是 {found} 类型{hint}",
+    },
+    "validate.reason.id_as_text": {"en": "; ids must be read as strings", "zh-CN": "；编号必须按字符串读取"},
+    "validate.reason.expected_timestamp": {
+        "en": "expected a timestamp, found {found}",
+        "zh-CN": "应为时间，读到的是 {found} 类型",
+    },
+    "validate.reason.expected_number": {
+        "en": "expected a number, found {found}",
+        "zh-CN": "应为数字，读到的是 {found} 类型",
+    },
+    "validate.reason.infinite": {"en": "infinite number", "zh-CN": "数字为无穷大"},
+    "validate.reason.expected_whole": {"en": "expected a whole number", "zh-CN": "应为整数"},
+    "validate.reason.duplicate_key": {
+        "en": "duplicate key {values} (first at row {first_row})",
+        "zh-CN": "键 {values} 重复（首次出现在第 {first_row} 行）",
+    },
+    "validate.reason.no_attributes": {
+        "en": "table {table} takes no custom attributes",
+        "zh-CN": "表 {table} 不接受自定义属性",
+    },
+    "validate.reason.attribute_without_column": {
+        "en": "declared custom attribute has no column",
+        "zh-CN": "已声明的自定义属性没有对应的列",
+    },
+    "validate.reason.undeclared_column": {
+        "en": "column is not part of table {table} and is not a declared custom attribute",
+        "zh-CN": "该列不属于表 {table}，也不是已声明的自定义属性",
+    },
+    "validate.reason.unknown_reference": {
+        "en": "{column} not found in {target}",
+        "zh-CN": "{column} 的值在 {target} 中不存在",
+    },
+    "validate.reason.orders_unlinked": {
+        "en": "no lead carries a customer_id, so orders cannot be linked to leads",
+        "zh-CN": "没有任何线索带有 customer_id，因此订单无法关联到线索",
+    },
+    # Names of the validator's problem codes that the importer never writes. zh-CN reports show them.
+    "validate.problem.duplicate_key": {"en": "duplicate key", "zh-CN": "键重复"},
+    "validate.problem.unknown_reference": {"en": "unknown reference", "zh-CN": "引用的编号不存在"},
+    "validate.problem.schema": {"en": "attribute declaration", "zh-CN": "属性声明问题"},
+    "validate.problem.undeclared_column": {"en": "undeclared column", "zh-CN": "未声明的列"},
+}
+
 _registered = False
 
 
 def register_import_messages() -> None:
-    """Register the importer's texts with ``leadscore.i18n`` (idempotent)."""
+    """Register the data stage's texts with ``leadscore.i18n`` (idempotent)."""
     global _registered  # noqa: PLW0603 - a once-only flag; the catalog itself lives in leadscore.i18n
     if not _registered:
         register_messages(_REASONS)
         register_messages(_COERCIONS)
         register_messages(_SUMMARY)
         register_messages(_PROBLEMS)
+        register_messages(ERRORS)
+        register_messages(_VALIDATION)
         _registered = True
 
 
@@ -310,9 +405,10 @@ def register_import_messages() -> None:
 class Message:
     """A text as a message key and its parameters, rendered in the reader's locale.
 
-    A parameter may itself be a ``Message``, or a tuple of them that renders as a list, so a
-    composed reason (a duplicate naming the kept row and the values that differed) is
-    translated part by part.
+    A parameter may itself be a ``Message``, a ``MessageList``, or a tuple of messages that
+    renders as a list, so a composed reason (a duplicate naming the kept row and the values
+    that differed) is translated part by part. ``str()`` renders the English text, so an
+    exception raised with a message reads as before.
     """
 
     key: str
@@ -324,13 +420,26 @@ class Message:
         rendered = {name: _render_param(value, locale) for name, value in self.params.items()}
         return translate(self.key, locale, **rendered)
 
+    def __str__(self) -> str:
+        return self.text()
+
+
+@dataclass(frozen=True)
+class MessageList:
+    """Messages rendered in a row, joined by the text of the message key ``separator``."""
+
+    items: tuple[Message, ...]
+    separator: str = "import.list_separator"
+
 
 def _render_param(value: object, locale: Locale) -> object:
     if isinstance(value, Message):
         return value.text(locale)
     if isinstance(value, tuple) and value and all(isinstance(item, Message) for item in value):
-        separator = translate("import.list_separator", locale)
-        return separator.join(item.text(locale) for item in value)
+        value = MessageList(value)
+    if isinstance(value, MessageList):
+        separator = translate(value.separator, locale)
+        return separator.join(item.text(locale) for item in value.items)
     return value
 
 
@@ -339,17 +448,32 @@ def reason(name: str, /, **params: object) -> Message:
     return Message(f"import.reason.{name}", params)
 
 
+def import_error(name: str, /, **params: object) -> Message:
+    """Return the error ``import.error.<name>`` with ``params``, to raise as an exception's argument."""
+    return Message(f"import.error.{name}", params)
+
+
+def validation_text(name: str, /, **params: object) -> Message:
+    """Return the text ``validate.<name>`` of ``leadscore data validate`` with ``params``."""
+    return Message(f"validate.{name}", params)
+
+
 def summary_text(line: str, locale: Locale, /, **params: object) -> str:
     """Render the summary line or fragment ``import.summary.<line>`` in ``locale``."""
     return Message(f"import.summary.{line}", params).text(locale)
 
 
 def problem_label(code: str, locale: Locale) -> str:
-    """Return a problem code as the summary shows it: the code, in zh-CN followed by its name."""
-    if locale == "en" or code not in PROBLEM_CODES:
+    """Return a problem code as summaries and reports show it: the code, in zh-CN followed by its name.
+
+    Codes of the importer and of the validator have names. Any other code is shown alone.
+    """
+    if locale == "en":
         return code
-    name = Message(f"import.problem.{code}").text(locale)
-    return summary_text("problem", locale, code=code, name=name)
+    names = [key for key in (f"import.problem.{code}", f"validate.problem.{code}") if key in catalog()]
+    if not names:
+        return code
+    return summary_text("problem", locale, code=code, name=Message(names[0]).text(locale))
 
 
 def list_text(items: list[str], locale: Locale) -> str:
@@ -388,5 +512,5 @@ def _coercion_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
 
 
 def catalog() -> dict[str, dict[str, str]]:
-    """Return every template of the importer by message key, for tests and docs."""
-    return {**_REASONS, **_COERCIONS, **_SUMMARY, **_PROBLEMS}
+    """Return every template of the data stage by message key, for tests and docs."""
+    return {**_REASONS, **_COERCIONS, **_SUMMARY, **_PROBLEMS, **ERRORS, **_VALIDATION}

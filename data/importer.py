@@ -48,7 +48,7 @@ from data.folder import (
     write_table,
 )
 from data.headers import resolve_headers
-from data.import_messages import Message, reason
+from data.import_messages import Message, import_error, reason
 from data.import_summary import ImportSummary
 from data.mapping import ImportMapping, check_date_formats, load_mapping
 from data.readers import RawTable, read_raw
@@ -62,7 +62,7 @@ from data.validate import (
     validate_table,
 )
 from leadscore.errors import ConfigError, InputFileError, SchemaError
-from leadscore.i18n import DEFAULT_LOCALE, Locale
+from leadscore.i18n import DEFAULT_LOCALE, Locale, error_message
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +222,7 @@ def _read_existing(out_dir: Path, table: str) -> pd.DataFrame | None:
         return read_table(out_dir, table)
     except (OSError, ValueError, pa.ArrowException, InputFileError) as error:
         raise InputFileError(
-            f"{table_path(out_dir, table)} exists but cannot be read as a table ({error}); move it "
-            "away or import into another --out folder"
+            import_error("existing_table", path=table_path(out_dir, table), detail=error_message(error))
         ) from error
 
 
@@ -231,7 +230,9 @@ def _check_date_format_option(date_formats: Sequence[str]) -> None:
     try:
         check_date_formats(list(date_formats))
     except ValueError as error:
-        raise ConfigError(f"--date-format: {error}") from None
+        raise ConfigError(
+            import_error("option", option="--date-format", problem=error_message(error))
+        ) from None
 
 
 def _with_sheet_hint(error: SchemaError, raw: RawTable, sheet: str | None) -> SchemaError:
@@ -240,8 +241,7 @@ def _with_sheet_hint(error: SchemaError, raw: RawTable, sheet: str | None) -> Sc
         return error
     others = ", ".join(repr(name) for name in raw.sheets if name != raw.sheet)
     return SchemaError(
-        f"{error}. These headers come from the first worksheet {raw.sheet!r}; the workbook also "
-        f"has {others}: choose the worksheet with --sheet"
+        import_error("sheet_hint", error=error_message(error), sheet=repr(raw.sheet), others=others)
     )
 
 
@@ -249,7 +249,7 @@ def _check_timezone(zone: str) -> None:
     try:
         zoneinfo.ZoneInfo(zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
-        raise ConfigError(f"unknown time zone {zone!r}; use an IANA name such as Asia/Shanghai") from error
+        raise ConfigError(import_error("unknown_timezone", zone=repr(zone))) from error
 
 
 # ---------------------------------------------------------------------------------------
@@ -436,9 +436,14 @@ def _merge_attribute_declarations(
             attribute.post_contact,
         ):
             raise ConfigError(
-                f"custom attribute {attribute.name!r} is declared as {attribute.type} "
-                f"(post_contact={attribute.post_contact}) but the data folder already has it as "
-                f"{previous.type} (post_contact={previous.post_contact}); use one declaration"
+                import_error(
+                    "attribute_conflict",
+                    name=repr(attribute.name),
+                    type=attribute.type,
+                    post_contact=attribute.post_contact,
+                    folder_type=previous.type,
+                    folder_post_contact=previous.post_contact,
+                )
             )
         merged[attribute.name] = attribute
     return list(merged.values())
@@ -555,10 +560,7 @@ def read_earlier_rejects(path: Path, source: str) -> list[list[str]]:
     try:
         lines = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as error:
-        raise InputFileError(
-            f"cannot read the existing rejects file {path} ({error}); move it away so that the import "
-            "can write a new one"
-        ) from error
+        raise InputFileError(import_error("existing_rejects", path=path, detail=str(error))) from error
     if not lines:
         return []
     escaped_source = _escape_formula(source)

@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from data.folder import AttributeType, CustomAttribute
+from data.import_messages import Message, MessageList, import_error
 from data.schema import TABLE_NAMES, get_table
 from leadscore.errors import ConfigError
 
@@ -44,17 +45,18 @@ def _check_timezone(value: str | None) -> str | None:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from error
+        raise ValueError(import_error("unknown_timezone", zone=repr(value))) from error
     return value
 
 
 def check_date_formats(formats: list[str]) -> list[str]:
-    """Return ``formats`` unchanged; raise ``ValueError`` naming a format without a % directive."""
+    """Return ``formats`` unchanged; raise ``ValueError`` naming a format without a % directive.
+
+    The error's only argument is a ``Message``, so its text can be rendered in another locale.
+    """
     for date_format in formats:
         if "%" not in date_format:
-            raise ValueError(
-                f"date format {date_format!r} has no % directive; write it like '%Y/%m/%d %H:%M'"
-            )
+            raise ValueError(import_error("date_format", format=repr(date_format)))
     return formats
 
 
@@ -75,7 +77,7 @@ class AttributeDeclaration(BaseModel):
     @classmethod
     def _name_is_identifier(cls, value: str) -> str:
         if not _ATTRIBUTE_NAME.match(value):
-            raise ValueError(f"attribute name {value!r} must be lowercase letters, digits and _")
+            raise ValueError(import_error("attribute_name", name=repr(value)))
         return value
 
     def to_attribute(self) -> CustomAttribute:
@@ -144,7 +146,7 @@ class ImportMapping(BaseModel):
         for table_name, table_mapping in self.tables.items():
             if table_name not in TABLE_NAMES:
                 raise ValueError(
-                    f"unknown table {table_name!r} under tables; expected one of {', '.join(TABLE_NAMES)}"
+                    import_error("unknown_table", table=repr(table_name), tables=", ".join(TABLE_NAMES))
                 )
             _check_table_mapping(table_name, table_mapping)
         return self
@@ -167,19 +169,24 @@ def _check_table_mapping(table_name: str, table_mapping: TableMapping) -> None:
     table = get_table(table_name)
     attribute_names = [attribute.name for attribute in table_mapping.attributes]
     if attribute_names and not table.allows_custom_attributes:
-        raise ValueError(f"tables.{table_name}.attributes: only leads take custom attributes")
+        raise ValueError(import_error("attributes_leads_only", table=table_name))
     for name in attribute_names:
         if name in table.column_names:
-            raise ValueError(f"tables.{table_name}.attributes: {name!r} is already a canonical column")
+            raise ValueError(import_error("attribute_is_column", table=table_name, name=repr(name)))
     if len(set(attribute_names)) != len(attribute_names):
-        raise ValueError(f"tables.{table_name}.attributes: an attribute name is declared twice")
+        raise ValueError(import_error("attribute_twice", table=table_name))
 
     targets = set(table.column_names) | set(attribute_names)
     for header, target in table_mapping.columns.items():
         if target not in targets:
             raise ValueError(
-                f"tables.{table_name}.columns: {header!r} maps to {target!r}, which is neither a column of "
-                f"{table_name} ({', '.join(table.column_names)}) nor a declared attribute"
+                import_error(
+                    "column_target",
+                    table=table_name,
+                    header=repr(header),
+                    target=repr(target),
+                    columns=", ".join(table.column_names),
+                )
             )
 
     category_targets = {column.name for column in table.columns if column.kind == "category"}
@@ -189,15 +196,25 @@ def _check_table_mapping(table_name: str, table_mapping: TableMapping) -> None:
     for column_name, value_map in table_mapping.values.items():
         if column_name not in category_targets:
             raise ValueError(
-                f"tables.{table_name}.values: {column_name!r} is not a category column; "
-                f"value maps apply to {', '.join(sorted(category_targets))}"
+                import_error(
+                    "value_map_column",
+                    table=table_name,
+                    column=repr(column_name),
+                    columns=", ".join(sorted(category_targets)),
+                )
             )
         allowed = table.column(column_name).allowed if column_name in table.column_names else None
         for source, target in value_map.items():
             if allowed is not None and target not in allowed:
                 raise ValueError(
-                    f"tables.{table_name}.values.{column_name}: {source!r} maps to {target!r}, "
-                    f"which is not one of {', '.join(allowed)}"
+                    import_error(
+                        "value_map_target",
+                        table=table_name,
+                        column=column_name,
+                        source=repr(source),
+                        target=repr(target),
+                        allowed=", ".join(allowed),
+                    )
                 )
 
 
@@ -212,11 +229,9 @@ def load_mapping(path: Path) -> ImportMapping:
     try:
         text = path.read_text("utf-8-sig")
     except OSError as error:
-        raise ConfigError(f"cannot read mapping file {path}: {error}") from error
+        raise ConfigError(import_error("mapping_unreadable", path=path, detail=str(error))) from error
     except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"mapping file {path} is not UTF-8 (byte offset {error.start}); save it as UTF-8"
-        ) from error
+        raise ConfigError(import_error("mapping_not_utf8", path=path, offset=error.start)) from error
 
     suffix = path.suffix.lower()
     payload: Any
@@ -226,34 +241,43 @@ def load_mapping(path: Path) -> ImportMapping:
         elif suffix in (".yaml", ".yml"):
             payload = yaml.safe_load(text) or {}
         else:
-            raise ConfigError(f"mapping file {path} must end in .toml, .yaml or .yml")
+            raise ConfigError(import_error("mapping_suffix", path=path))
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(f"mapping file {path} is not valid {suffix[1:].upper()}: {error}") from error
+        raise ConfigError(
+            import_error("mapping_syntax", path=path, syntax=suffix[1:].upper(), detail=str(error))
+        ) from error
     return parse_mapping(payload, source=str(path))
 
 
 def parse_mapping(payload: Any, *, source: str = "mapping") -> ImportMapping:
     """Validate an already parsed mapping document; raise ``ConfigError`` listing every problem."""
     if not isinstance(payload, dict):
-        raise ConfigError(
-            f"{source}: expected a table of keys at the top level, found {type(payload).__name__}"
-        )
+        raise ConfigError(import_error("mapping_top_level", source=source, found=type(payload).__name__))
     try:
         return ImportMapping.model_validate(payload)
     except ValidationError as error:
-        raise ConfigError(
-            f"{source} is invalid:\n" + "\n".join(_describe(item) for item in error.errors())
-        ) from None
+        problems = MessageList(tuple(_describe(item) for item in error.errors()), "import.line_separator")
+        raise ConfigError(import_error("mapping_invalid", source=source, problems=problems)) from None
 
 
-def _describe(item: Any) -> str:
-    location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+def _describe(item: Any) -> Message:
+    location: object = ".".join(str(part) for part in item["loc"]) or import_error("mapping_top")
+    return import_error("mapping_problem", location=location, detail=_problem_detail(item))
+
+
+def _problem_detail(item: Any) -> Message | str:
+    """Return what is wrong at one location of a mapping file."""
     if item["type"] == "extra_forbidden":
         key = str(item["loc"][-1])
         close = difflib.get_close_matches(key, _ALL_KEYS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"  - {location}: unknown key {key!r}{hint}"
-    message = str(item["msg"]).removeprefix("Value error, ")
+        hint: object = import_error("mapping_close_key", name=repr(close[0])) if close else ""
+        return import_error("mapping_unknown_key", name=repr(key), hint=hint)
+    raised = item.get("ctx", {}).get("error")
+    if isinstance(raised, ValueError) and len(raised.args) == 1 and isinstance(raised.args[0], Message):
+        return raised.args[0]  # raised by the validators above, so it has a zh-CN text
+    # NOTE: pydantic's own messages (wrong type, value not in a Literal) exist in English only,
+    # so a zh-CN error shows them in English after the Chinese location.
+    detail = str(item["msg"]).removeprefix("Value error, ")
     if item["type"] == "string_type":
-        message += " (quote it: YAML reads an unquoted 0123 as the number 83 and yes/no as true/false)"
-    return f"  - {location}: {message}"
+        return import_error("mapping_quote", detail=detail)
+    return detail

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from data.encoding import read_text
-from data.import_messages import Message, reason
+from data.import_messages import Message, import_error, reason
 from leadscore.errors import InputFileError
 
 logger = logging.getLogger(__name__)
@@ -103,14 +103,16 @@ def detect_format(path: Path) -> FileFormat:
     """Return the file format from the suffix or, for unknown suffixes, from the first bytes."""
     suffix = path.suffix.lower()
     if suffix == ".xls":
-        raise InputFileError(f"{path}: the old Excel .xls format is not supported; save it as .xlsx or CSV")
+        raise InputFileError(import_error("xls", path=path))
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]
     try:
         with path.open("rb") as handle:
             magic = handle.read(4)
     except OSError as error:
-        raise InputFileError(f"cannot read {path}: {error.strerror or error}") from error
+        raise InputFileError(
+            import_error("unreadable", path=path, detail=error.strerror or str(error))
+        ) from error
     if magic == b"PK\x03\x04":
         return "xlsx"
     if magic == b"PAR1":
@@ -122,9 +124,9 @@ def read_raw(path: Path, *, sheet: str | None = None) -> RawTable:
     """Read ``path`` (CSV, XLSX or Parquet) into cell texts; raise ``InputFileError`` if unreadable."""
     path = Path(path)
     if path.is_dir():
-        raise InputFileError(f"{path} is a folder; pass the path of the exported file itself")
+        raise InputFileError(import_error("folder", path=path))
     if not path.is_file():
-        raise InputFileError(f"input file {path} not found")
+        raise InputFileError(import_error("not_found", path=path))
     file_format = detect_format(path)
     if file_format == "csv":
         return read_csv(path)
@@ -200,10 +202,9 @@ def _csv_records(text: str, delimiter: str, path: Path) -> Iterator[list[str]]:
             start_line = reader.line_num + 1
     except csv.Error as error:
         raise InputFileError(
-            f"{path}: invalid CSV in the row that starts on line {start_line} (error near line "
-            f'{reader.line_num}: {error}). A quote (") that opens a field is probably not closed, '
-            'or text follows a closing quote; a quote inside a quoted field is written as "". '
-            "Fix the quotes on that line or export the file again"
+            import_error(
+                "csv_quoting", path=path, start_line=start_line, error_line=reader.line_num, detail=str(error)
+            )
         ) from error
 
 
@@ -219,7 +220,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as error:
-        raise InputFileError(f"{path}: not a readable XLSX workbook: {error}") from error
+        raise InputFileError(import_error("xlsx_unreadable", path=path, detail=str(error))) from error
     try:
         if sheet is None:
             worksheet = workbook.worksheets[0]
@@ -227,7 +228,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
             worksheet = workbook[sheet]
         else:
             raise InputFileError(
-                f"{path}: no worksheet named {sheet!r}; sheets: {', '.join(workbook.sheetnames)}"
+                import_error("no_sheet", path=path, sheet=repr(sheet), sheets=", ".join(workbook.sheetnames))
             )
         records = (
             [format_xlsx_cell(value) or "" for value in row] for row in worksheet.iter_rows(values_only=True)
@@ -348,7 +349,7 @@ def read_parquet(path: Path) -> RawTable:
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError, pa.ArrowException) as error:
-        raise InputFileError(f"{path}: not a readable Parquet file: {error}") from error
+        raise InputFileError(import_error("parquet_unreadable", path=path, detail=str(error))) from error
     headers = [str(column) for column in frame.columns]
     columns = [_parquet_column_texts(path, str(column), frame[column].tolist()) for column in frame.columns]
     records = [headers, *([cell or "" for cell in row] for row in zip(*columns, strict=True))]
@@ -362,8 +363,7 @@ def _parquet_column_texts(path: Path, column: str, values: list[object]) -> list
         return [format_cell(value) for value in values]
     except UnicodeDecodeError as error:
         raise InputFileError(
-            f"{path}: column {column!r} has binary values that are not UTF-8 text ({error}); write the "
-            "column as a string column"
+            import_error("parquet_binary", path=path, column=repr(column), detail=str(error))
         ) from error
 
 
@@ -417,7 +417,7 @@ def _table_from_records(path: Path, file_format: FileFormat, records: Iterable[l
             headers = [cell.strip() for cell in record]
             break
     if headers is None:
-        raise InputFileError(f"{path}: the file is empty; expected a header row and data rows")
+        raise InputFileError(import_error("empty_file", path=path))
     while headers and not headers[-1]:
         headers.pop()  # trailing empty header cells are spreadsheet padding
 

@@ -27,9 +27,18 @@ import pandas as pd
 from pandas.api.types import pandas_dtype
 
 from data.folder import CanonicalTables, CustomAttribute
+from data.import_messages import (
+    Message,
+    MessageList,
+    import_error,
+    problem_label,
+    reason,
+    validation_text,
+)
 from data.schema import Column, Table, get_table
 from data.stages import STAGE_CODES, normalize_stage
 from leadscore.errors import SchemaError
+from leadscore.i18n import DEFAULT_LOCALE, Locale
 
 # Storage dtypes per column kind. Required int and bool columns use numpy dtypes; optional
 # ones use pandas' nullable dtypes so a missing value survives a Parquet round trip.
@@ -271,13 +280,25 @@ def _coerce_lists(series: pd.Series, fail: _FailFactory) -> pd.Series:
 
 @dataclass
 class RowProblem:
-    """One defect in one cell: the source row (see module docstring), column, value and reason."""
+    """One defect in one cell: the source row (see module docstring), column, value and reason.
+
+    ``reason`` is the English text. ``message``, when set, renders the same reason in any locale.
+    """
 
     row: int
     column: str
     value: str
     reason: str
     code: str = "invalid"
+    message: Message | None = None
+
+    def text(self, locale: Locale = DEFAULT_LOCALE) -> str:
+        """Return the reason in ``locale``. A problem without a ``message`` has only its English reason."""
+        return self.message.text(locale) if self.message is not None else self.reason
+
+
+def _problem(row: int, column: str, value: str, message: Message, code: str) -> RowProblem:
+    return RowProblem(row, column, value, message.text(), code, message)
 
 
 @dataclass
@@ -305,31 +326,57 @@ class ValidationReport:
             counts[key] = counts.get(key, 0) + 1
         return counts
 
-    def format(self, max_examples: int = 20) -> str:
-        """Render the report as text: a status line, counts per column and problem, then examples."""
+    def format(self, max_examples: int = 20, locale: Locale = DEFAULT_LOCALE) -> str:
+        """Render the report in ``locale``: a status line, counts per column and problem, then examples.
+
+        Table names, column names, values and problem codes are the same in every locale.
+        """
         if self.ok:
-            return f"{self.table}: {self.rows} rows, no problems"
-        lines = [
-            f"{self.table}: {self.rows} rows, {len(self.problems)} problems in {len(self.problem_rows)} rows"
-        ]
+            return validation_text("report.clean", table=self.table, rows=self.rows).text(locale)
+        status = validation_text(
+            "report.status",
+            table=self.table,
+            rows=self.rows,
+            problems=len(self.problems),
+            problem_rows=len(self.problem_rows),
+        )
+        lines = [status.text(locale)]
         for (column, code), count in sorted(self.counts().items()):
-            lines.append(f"  {column}: {code} x{count}")
-        for problem in self.problems[:max_examples]:
-            where = "table" if problem.row == 0 else f"row {problem.row}"
-            lines.append(f"  {where}, {problem.column}={problem.value!r}: {problem.reason}")
+            label = problem_label(code, locale)
+            lines.append(
+                validation_text("report.count", column=column, problem=label, count=count).text(locale)
+            )
+        lines += [_example_line(problem, locale) for problem in self.problems[:max_examples]]
         if len(self.problems) > max_examples:
-            lines.append(f"  ... and {len(self.problems) - max_examples} more problems")
+            more = validation_text("report.more", count=len(self.problems) - max_examples)
+            lines.append(more.text(locale))
         return "\n".join(lines)
 
 
-def missing_columns_message(table: Table, missing: Iterable[str]) -> str:
-    """Return the error text for absent required columns, listing the accepted headers of each."""
+def _example_line(problem: RowProblem, locale: Locale) -> str:
+    if problem.row == 0:
+        where = validation_text("report.whole_table")
+    else:
+        where = Message("import.origin.row", {"row": problem.row})
+    example = validation_text(
+        "report.example",
+        where=where,
+        column=problem.column,
+        value=repr(problem.value),
+        reason=problem.text(locale),
+    )
+    return example.text(locale)
+
+
+def missing_columns_message(table: Table, missing: Iterable[str]) -> Message:
+    """Return the error for absent required columns, listing the accepted headers of each."""
     parts = []
     for name in missing:
         column = table.column(name)
         accepted = ", ".join((column.name, *column.aliases))
-        parts.append(f"{name} (accepted headers: {accepted})")
-    return f"table {table.name!r} lacks required column(s): " + "; ".join(parts)
+        parts.append(import_error("missing_column", name=name, accepted=accepted))
+    columns = MessageList(tuple(parts), "import.clause_separator")
+    return import_error("missing_columns", table=repr(table.name), columns=columns)
 
 
 def validate_table(
@@ -363,29 +410,18 @@ def validate_table(
             report.problems.extend(_check_column(table, column, frame[column.name], rows))
     for attribute in attributes:
         if not table.allows_custom_attributes:
-            report.problems.append(
-                RowProblem(
-                    0, attribute.name, "", f"table {table.name!r} takes no custom attributes", "schema"
-                )
-            )
+            message = validation_text("reason.no_attributes", table=repr(table.name))
+            report.problems.append(_problem(0, attribute.name, "", message, "schema"))
         elif attribute.name in frame.columns:
             column = attribute_column(attribute)
             report.problems.extend(_check_column(table, column, frame[attribute.name], rows))
         else:
-            report.problems.append(
-                RowProblem(0, attribute.name, "", "declared custom attribute has no column", "schema")
-            )
+            message = validation_text("reason.attribute_without_column")
+            report.problems.append(_problem(0, attribute.name, "", message, "schema"))
     for extra in frame.columns:
         if extra not in table.column_names and extra not in declared:
-            report.problems.append(
-                RowProblem(
-                    0,
-                    str(extra),
-                    "",
-                    f"column is not part of table {table.name!r} and is not a declared custom attribute",
-                    "undeclared_column",
-                )
-            )
+            message = validation_text("reason.undeclared_column", table=repr(table.name))
+            report.problems.append(_problem(0, str(extra), "", message, "undeclared_column"))
     report.problems.extend(_check_duplicate_keys(table, frame, rows))
     report.problems.sort(key=lambda problem: problem.row)
     return report
@@ -398,24 +434,21 @@ def _check_column(table: Table, column: Column, series: pd.Series, rows: list[in
         if _is_missing(value) or (isinstance(value, str) and not value.strip()):
             if column.required:
                 problems.append(
-                    RowProblem(row, column.name, "", "required value is missing", "missing_required")
+                    _problem(row, column.name, "", reason("missing_required"), "missing_required")
                 )
             continue
         if naive_dtype:
-            problems.append(
-                RowProblem(
-                    row, column.name, str(value), "naive timestamp without time zone", "naive_timestamp"
-                )
-            )
+            message = reason("naive_timestamp")
+            problems.append(_problem(row, column.name, str(value), message, "naive_timestamp"))
             continue
-        problem = _check_value(column, value)
-        if problem is not None:
-            reason, code = problem
-            problems.append(RowProblem(row, column.name, _cap(value), reason, code))
+        finding = _check_value(column, value)
+        if finding is not None:
+            message, code = finding
+            problems.append(_problem(row, column.name, _cap(value), message, code))
     return problems
 
 
-_Finding = tuple[str, str] | None  # (reason, problem code) or no problem
+_Finding = tuple[Message, str] | None  # (reason, problem code) or no problem
 
 
 def _check_value(column: Column, value: object) -> _Finding:
@@ -432,45 +465,47 @@ def _check_bool_or_list(column: Column, value: object) -> _Finding:
     if column.kind == "bool":
         if isinstance(value, (bool, np.bool_)):
             return None
-        return f"expected true or false, found {type(value).__name__}", "wrong_type"
+        return validation_text("reason.expected_bool", found=type(value).__name__), "wrong_type"
     if isinstance(value, (list, tuple, np.ndarray)) and all(isinstance(item, str) for item in value):
         return None
-    return "expected a list of strings", "wrong_type"
+    return validation_text("reason.expected_list"), "wrong_type"
 
 
 def _check_string(column: Column, value: object) -> _Finding:
     if not isinstance(value, str):
-        hint = "; ids must be read as strings" if column.kind == "id" else ""
-        return f"expected text, found {type(value).__name__}{hint}", "wrong_type"
+        hint: object = validation_text("reason.id_as_text") if column.kind == "id" else ""
+        return validation_text("reason.expected_text", found=type(value).__name__, hint=hint), "wrong_type"
     if column.kind == "id" and value != value.strip():
-        return "id has surrounding whitespace", "invalid_id"
+        return reason("invalid_id"), "invalid_id"
     if column.allowed is None or value in column.allowed:
         return None
     if column.allowed == STAGE_CODES:
+        codes = ", ".join(STAGE_CODES)
         suggestion = normalize_stage(value)
-        hint = f" (store the code {suggestion!r})" if suggestion else ""
-        return f"unknown stage{hint}; expected one of {', '.join(STAGE_CODES)}", "unknown_stage"
-    return f"not one of {', '.join(column.allowed)}", "not_allowed"
+        if suggestion:
+            return reason("unknown_stage_code", suggestion=repr(suggestion), codes=codes), "unknown_stage"
+        return reason("unknown_stage_no_hint", codes=codes), "unknown_stage"
+    return reason("not_allowed", allowed=", ".join(column.allowed)), "not_allowed"
 
 
 def _check_timestamp(value: object) -> _Finding:
     if not isinstance(value, dt.datetime):
-        return f"expected a timestamp, found {type(value).__name__}", "wrong_type"
+        return validation_text("reason.expected_timestamp", found=type(value).__name__), "wrong_type"
     if value.tzinfo is None:
-        return "naive timestamp without time zone", "naive_timestamp"
+        return reason("naive_timestamp"), "naive_timestamp"
     return None
 
 
 def _check_number(column: Column, value: object) -> _Finding:
     if not _is_number(value):
-        return f"expected a number, found {type(value).__name__}", "wrong_type"
+        return validation_text("reason.expected_number", found=type(value).__name__), "wrong_type"
     number = float(value)  # type: ignore[arg-type]
     if math.isinf(number):
-        return "infinite number", "wrong_type"
+        return validation_text("reason.infinite"), "wrong_type"
     if column.kind == "int" and not number.is_integer():
-        return "expected a whole number", "wrong_type"
+        return validation_text("reason.expected_whole"), "wrong_type"
     if column.min_value is not None and number < column.min_value:
-        return f"below the minimum {column.min_value:g}", "below_minimum"
+        return reason("below_minimum", minimum=f"{column.min_value:g}"), "below_minimum"
     return None
 
 
@@ -491,15 +526,8 @@ def _check_duplicate_keys(table: Table, frame: pd.DataFrame, rows: list[int]) ->
             first_row[key] = rows[position]
         elif duplicated.iloc[position]:
             shown = ", ".join(f"{name}={_cap(value)}" for name, value in zip(table.key, key, strict=True))
-            problems.append(
-                RowProblem(
-                    rows[position],
-                    table.key[0],
-                    _cap(key[0]),
-                    f"duplicate key {shown} (first at row {first_row[key]})",
-                    "duplicate_key",
-                )
-            )
+            message = validation_text("reason.duplicate_key", values=shown, first_row=first_row[key])
+            problems.append(_problem(rows[position], table.key[0], _cap(key[0]), message, "duplicate_key"))
     return problems
 
 
@@ -533,15 +561,8 @@ def validate_tables(tables: CanonicalTables) -> dict[str, ValidationReport]:
                 _check_references(tables.orders, "customer_id", customer_ids, "leads", "customer_id")
             )
         elif not tables.leads.empty:
-            reports["orders"].problems.append(
-                RowProblem(
-                    0,
-                    "customer_id",
-                    "",
-                    "no lead carries a customer_id, so orders cannot be linked to leads",
-                    "unknown_reference",
-                )
-            )
+            message = validation_text("reason.orders_unlinked")
+            reports["orders"].problems.append(_problem(0, "customer_id", "", message, "unknown_reference"))
 
     rep_ids = _id_set(tables.reps, "rep_id")
     if rep_ids:
@@ -568,15 +589,10 @@ def _check_references(
     problems = []
     for position, value in enumerate(frame[column].tolist()):
         if isinstance(value, str) and value not in known:
-            problems.append(
-                RowProblem(
-                    position + 1,
-                    column,
-                    _cap(value),
-                    f"{column} not found in {target_table}.{target_column}",
-                    "unknown_reference",
-                )
+            message = validation_text(
+                "reason.unknown_reference", column=column, target=f"{target_table}.{target_column}"
             )
+            problems.append(_problem(position + 1, column, _cap(value), message, "unknown_reference"))
     return problems
 
 

@@ -3,13 +3,20 @@
 Code, identifiers and logs stay English; anything a sales team reads goes through
 ``translate`` with a ``locale`` of ``en`` (the default) or ``zh-CN``. Each stage keeps its own
 catalog of message keys and registers it with ``register_messages``.
+
+An error may be raised with a ``LocalizedText`` (a message key and its parameters) as its
+only argument: ``str(error)`` is then English, and ``errors_in_locale`` re-raises it in the
+reader's locale.
 """
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal, Protocol, get_args, runtime_checkable
 
-from leadscore.errors import ConfigError
+from leadscore.errors import ConfigError, LeadscoreError
 
 Locale = Literal["en", "zh-CN"]
 SUPPORTED_LOCALES: tuple[str, ...] = get_args(Locale)
@@ -46,3 +53,35 @@ def translate(key: str, locale: Locale = DEFAULT_LOCALE, **params: object) -> st
     except KeyError:
         raise ConfigError(f"no {locale} text registered for message {key!r}") from None
     return template.format(**params)
+
+
+@runtime_checkable
+class LocalizedText(Protocol):
+    """A text that renders itself in a locale, such as ``data.import_messages.Message``."""
+
+    def text(self, locale: Locale = DEFAULT_LOCALE) -> str: ...
+
+
+def error_message(error: BaseException) -> LocalizedText | str:
+    """Return what ``error`` was raised with: a ``LocalizedText``, or else its text."""
+    if len(error.args) == 1 and isinstance(error.args[0], LocalizedText):
+        return error.args[0]
+    return str(error)
+
+
+@contextmanager
+def errors_in_locale(locale: Locale) -> Iterator[None]:
+    """Re-raise a ``LeadscoreError`` of the block as the same class with its message in ``locale``.
+
+    Only an error raised with a single ``LocalizedText`` argument can be translated. Any
+    other error propagates unchanged, in the language it was written in.
+    """
+    try:
+        yield
+    except LeadscoreError as error:
+        message = error_message(error)
+        if isinstance(message, str):
+            raise
+        localized = copy.copy(error)
+        localized.args = (message.text(locale),)
+        raise localized from error

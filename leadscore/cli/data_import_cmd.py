@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from data.schema import DEFAULT_TIMEZONE, TABLE_NAMES
+
+if TYPE_CHECKING:
+    from data.folder import CanonicalTables
+
+_LOCALE_HELP = "[default: the locale setting (LEADSCORE_LOCALE or leadscore.toml), else en]."
 
 
 @click.command("import")
@@ -45,8 +51,8 @@ from data.schema import DEFAULT_TIMEZONE, TABLE_NAMES
     "--locale",
     type=click.Choice(["en", "zh-CN"]),
     default=None,
-    help="Language of the reasons in TABLE.rejects.csv and of the printed summary "
-    "[default: the locale setting (LEADSCORE_LOCALE or leadscore.toml), else en].",
+    help="Language of the reasons in TABLE.rejects.csv, of the printed summary and of error messages "
+    + _LOCALE_HELP,
 )
 def import_command(
     path: Path,
@@ -64,54 +70,71 @@ def import_command(
     and 2 when the file, the mapping or the headers cannot be used.
     """
     from data.importer import import_file
-    from leadscore.i18n import parse_locale
+    from leadscore.i18n import errors_in_locale, parse_locale
     from leadscore.settings import load_settings
 
     chosen_locale = parse_locale(locale or load_settings().locale)
-    summary = import_file(
-        path,
-        table,
-        out_dir,
-        mapping=mapping,
-        timezone=timezone,
-        date_formats=date_formats,
-        sheet=sheet,
-        locale=chosen_locale,
-    )
+    with errors_in_locale(chosen_locale):
+        summary = import_file(
+            path,
+            table,
+            out_dir,
+            mapping=mapping,
+            timezone=timezone,
+            date_formats=date_formats,
+            sheet=sheet,
+            locale=chosen_locale,
+        )
     click.echo(summary.format())
 
 
 @click.command("validate")
 @click.argument("directory", type=click.Path(path_type=Path))
-def validate_command(directory: Path) -> None:
+@click.option(
+    "--locale",
+    type=click.Choice(["en", "zh-CN"]),
+    default=None,
+    help="Language of the reports, the problem texts and error messages " + _LOCALE_HELP,
+)
+def validate_command(directory: Path, locale: str | None) -> None:
     """Validate every table of the data folder DIRECTORY and the references between them.
 
     Prints one report per table. Exits 1 when any problem is found, 2 when the folder
     cannot be read.
     """
+    from data.import_messages import validation_text
+    from data.validate import validate_tables
+    from leadscore.i18n import errors_in_locale, parse_locale
+    from leadscore.settings import load_settings
+
+    chosen_locale = parse_locale(locale or load_settings().locale)
+    with errors_in_locale(chosen_locale):
+        reports = validate_tables(_read_folder(directory))
+    for report in reports.values():
+        click.echo(report.format(locale=chosen_locale))
+    problems = sum(len(report.problems) for report in reports.values())
+    if problems:
+        click.echo(validation_text("summary.problems", count=problems).text(chosen_locale), err=True)
+        sys.exit(1)
+    click.echo(validation_text("summary.clean").text(chosen_locale))
+
+
+def _read_folder(directory: Path) -> CanonicalTables:
+    """Read every table of the data folder ``directory``, raising ``InputFileError`` when that fails."""
     import pyarrow as pa
 
     from data.folder import read_data_dir, table_path
-    from data.validate import validate_tables
+    from data.import_messages import validation_text
     from leadscore.errors import InputFileError
 
     if directory.is_dir() and not any(table_path(directory, name).exists() for name in TABLE_NAMES):
-        raise InputFileError(
-            f"{directory} has no table files ({', '.join(f'{name}.parquet' for name in TABLE_NAMES)}); "
-            "create them with 'leadscore data import' or 'leadscore data generate'"
-        )
+        files = ", ".join(f"{name}.parquet" for name in TABLE_NAMES)
+        raise InputFileError(validation_text("error.no_tables", directory=directory, files=files))
     try:
-        tables = read_data_dir(directory, require=())
+        # NOTE: data.folder raises its own errors (folder not found, damaged table or attributes
+        # file) as plain English text, so those stay English with --locale zh-CN.
+        return read_data_dir(directory, require=())
     except (OSError, ValueError, pa.ArrowException) as error:
         raise InputFileError(
-            f"cannot read a table of the data folder {directory} ({error}); import that table again "
-            "or move the damaged file away"
+            validation_text("error.unreadable", directory=directory, detail=str(error))
         ) from error
-    reports = validate_tables(tables)
-    for report in reports.values():
-        click.echo(report.format())
-    problems = sum(len(report.problems) for report in reports.values())
-    if problems:
-        click.echo(f"{problems} problems found", err=True)
-        sys.exit(1)
-    click.echo("no problems found")

@@ -5,13 +5,35 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
+from functools import cache
 from pathlib import Path
 
 import click
 
 from leadscore.errors import DataValidationError
+from leadscore.i18n import Locale, errors_in_locale, parse_locale, register_messages, translate
 
 _REJECTS_SHOWN = 20
+
+# Texts of 'leadscore reps load'. The summary and the reject reasons come from the importer.
+_MESSAGES: dict[str, dict[str, str]] = {
+    "reps.load.rejected": {
+        "en": "{rejected} of {read} roster rows in {file} were rejected, so nothing was loaded; fix these "
+        "rows and run again: {problems}",
+        "zh-CN": "{file} 的 {read} 行销售名单中有 {rejected} 行被拒绝，因此没有导入任何销售；请修正这些行"
+        "后重新运行：{problems}",
+    },
+    "reps.load.reject": {"en": "row {row}, {column}: {reason}", "zh-CN": "第 {row} 行，{column}：{reason}"},
+    "reps.load.whole_row": {"en": "row", "zh-CN": "整行"},
+    "reps.load.separator": {"en": "; ", "zh-CN": "；"},
+    "reps.load.more": {"en": "; ... and {count} more", "zh-CN": "；……另有 {count} 处"},
+    "reps.load.no_rejects_file": {"en": "(no rejects file written)", "zh-CN": "（没有写出被拒绝的行文件）"},
+    "reps.load.loaded": {
+        "en": "Loaded {count} reps: {inserted} new, {updated} updated, {deactivated} deactivated{ids}",
+        "zh-CN": "已导入 {count} 名销售：新增 {inserted} 名，更新 {updated} 名，停用 {deactivated} 名{ids}",
+    },
+    "reps.load.deactivated_ids": {"en": " ({ids})", "zh-CN": "（{ids}）"},
+}
 
 _DB_HELP = (
     "SQLAlchemy URL of the routing database (sqlite:///FILE or postgresql+psycopg://...) "
@@ -43,6 +65,13 @@ def reps() -> None:
     is_flag=True,
     help="Treat FILE as the whole roster: reps stored but absent from FILE stop taking new leads.",
 )
+@click.option(
+    "--locale",
+    type=click.Choice(["en", "zh-CN"]),
+    default=None,
+    help="Language of the import summary, the rejected rows, the result line and error messages "
+    "[default: the locale setting (LEADSCORE_LOCALE or leadscore.toml), else en].",
+)
 def load(
     file: Path,
     db_url: str | None,
@@ -50,6 +79,7 @@ def load(
     mapping_file: Path | None,
     sheet: str | None,
     deactivate_missing: bool,
+    locale: str | None,
 ) -> None:
     """Import a roster file (CSV, XLSX or Parquet, Chinese or English headers) into the routing store.
 
@@ -66,14 +96,23 @@ def load(
     from serving.store import open_store
 
     settings = load_settings(config_file, db_url=db_url)
-    with tempfile.TemporaryDirectory(prefix="leadscore-reps-") as folder:
-        summary = import_file(file, "reps", Path(folder), mapping=mapping_file, sheet=sheet)
+    chosen_locale = parse_locale(locale or settings.locale)
+    with tempfile.TemporaryDirectory(prefix="leadscore-reps-") as folder, errors_in_locale(chosen_locale):
+        summary = import_file(
+            file, "reps", Path(folder), mapping=mapping_file, sheet=sheet, locale=chosen_locale
+        )
         click.echo(summary.format(), err=True)
         if summary.rejected:
-            problems = _read_rejects(rejects_path(Path(folder), "reps"))
+            problems = _read_rejects(rejects_path(Path(folder), "reps"), chosen_locale)
             raise DataValidationError(
-                f"{summary.rejected} of {summary.read} roster rows in {file} were rejected, so nothing "
-                f"was loaded; fix these rows and run again: {problems}"
+                _text(
+                    "rejected",
+                    chosen_locale,
+                    rejected=summary.rejected,
+                    read=summary.read,
+                    file=file,
+                    problems=problems,
+                )
             )
         frame = coerce_canonical_dtypes("reps", pd.read_parquet(Path(folder) / "reps.parquet"))
     roster = parse_reps({str(key): value for key, value in row.items()} for row in frame.to_dict("records"))
@@ -82,21 +121,53 @@ def load(
         update = upsert_reps(store, roster, now=utc_now(), deactivate_missing=deactivate_missing)
     finally:
         store.dispose()
+    ids = (
+        _text("deactivated_ids", chosen_locale, ids=", ".join(update.deactivated))
+        if update.deactivated
+        else ""
+    )
     click.echo(
-        f"Loaded {len(roster)} reps: {len(update.inserted)} new, {len(update.updated)} updated, "
-        f"{len(update.deactivated)} deactivated"
-        + (f" ({', '.join(update.deactivated)})" if update.deactivated else "")
+        _text(
+            "loaded",
+            chosen_locale,
+            count=len(roster),
+            inserted=len(update.inserted),
+            updated=len(update.updated),
+            deactivated=len(update.deactivated),
+            ids=ids,
+        )
     )
 
 
-def _read_rejects(path: Path) -> str:
+@cache
+def _register_messages() -> None:
+    register_messages(_MESSAGES)
+
+
+def _text(name: str, locale: Locale, /, **params: object) -> str:
+    """Render the text ``reps.load.<name>`` in ``locale``."""
+    _register_messages()
+    return translate(f"reps.load.{name}", locale, **params)
+
+
+def _read_rejects(path: Path, locale: Locale) -> str:
+    """List the first rejected rows of the rejects file at ``path``, whose reasons are in ``locale``."""
     if not path.exists():
-        return "(no rejects file written)"
+        return _text("no_rejects_file", locale)
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    listed = [f"row {row['row']}, {row['column'] or 'row'}: {row['reason']}" for row in rows[:_REJECTS_SHOWN]]
-    more = f"; ... and {len(rows) - _REJECTS_SHOWN} more" if len(rows) > _REJECTS_SHOWN else ""
-    return "; ".join(listed) + more
+    listed = [
+        _text(
+            "reject",
+            locale,
+            row=row["row"],
+            column=row["column"] or _text("whole_row", locale),
+            reason=row["reason"],
+        )
+        for row in rows[:_REJECTS_SHOWN]
+    ]
+    more = _text("more", locale, count=len(rows) - _REJECTS_SHOWN) if len(rows) > _REJECTS_SHOWN else ""
+    return _text("separator", locale).join(listed) + more
 
 
 @reps.command("list")
