@@ -14,7 +14,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -159,6 +159,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "{count} problems in the request, of which errors lists the first {listed}; the first: {first}",
         "zh-CN": "请求中有 {count} 处问题，errors 列出前 {listed} 处；第一处：{first}",
     },
+    "http.several_listed_more": {
+        "en": "more than {listed} problems in the request, of which errors lists the first {listed}; "
+        "the first: {first}",
+        "zh-CN": "请求中有超过 {listed} 处问题，errors 列出前 {listed} 处；第一处：{first}",
+    },
     "http.internal": {
         "en": "internal error while handling request {request_id}; the server log has the details",
         "zh-CN": "处理请求 {request_id} 时发生内部错误，详情见服务日志",
@@ -183,12 +188,16 @@ _MESSAGES: dict[str, dict[str, str]] = {
     },
     "http.too_large": {
         "en": "the request body has {size} bytes, more than the limit of {limit} bytes; "
-        "split the request into smaller batches",
-        "zh-CN": "请求体为 {size} 字节，超过上限 {limit} 字节，请拆分为更小的批次",
+        "split the request into smaller batches, or score a large lead file with 'leadscore rescore'",
+        "zh-CN": "请求体为 {size} 字节，超过上限 {limit} 字节；请拆分为更小的批次，"
+        "大批线索文件请用 'leadscore rescore' 评分",
     },
     "http.too_large_streamed": {
-        "en": "the request body is over the limit of {limit} bytes; split the request into smaller batches",
-        "zh-CN": "请求体超过上限 {limit} 字节，请拆分为更小的批次",
+        "en": "the request body is over the limit of {limit} bytes: the service stopped reading it "
+        "after {size} bytes; split the request into smaller batches, or score a large lead file "
+        "with 'leadscore rescore'",
+        "zh-CN": "请求体超过上限 {limit} 字节：服务读到 {size} 字节时已停止读取；请拆分为更小的批次，"
+        "大批线索文件请用 'leadscore rescore' 评分",
     },
     "http.unknown_path": {
         "en": "no endpoint at {path}; the endpoints are listed in the API description at /docs.json",
@@ -266,9 +275,16 @@ _NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 class RequestProblemsError(DataValidationError):
-    """Problems found in a request by checks outside pydantic; returned as 422 like validation errors."""
+    """Problems found in a request by checks outside pydantic; returned as 422 like validation errors.
+
+    ``body`` is the parsed request body when the endpoint never received it, so that its
+    ``locale`` field still chooses the language of the messages. ``more_problems`` is True
+    when the check stopped listing problems at ``MAX_LISTED_PROBLEMS``, so their total is unknown.
+    """
 
     code = VALIDATION_CODE
+    body: Any = None
+    more_problems: bool = False
 
     def __init__(self, problems: Sequence[Problem], message: str | None = None) -> None:
         super().__init__(message or "; ".join(problem.message for problem in problems))
@@ -389,9 +405,14 @@ def validation_error_body(
     return error_body(VALIDATION_CODE, message, request_id=request_id, problems=problems)
 
 
-def problems_message(problems: Sequence[Problem], count: int, locale: Locale) -> str:
-    """Return the message of an error body: the one problem, or the count of ``count`` and the first."""
+def problems_message(problems: Sequence[Problem], count: int, locale: Locale, *, more: bool = False) -> str:
+    """Return the message of an error body: the one problem, or the count of ``count`` and the first.
+
+    ``more`` True means that the request has more problems than the ``count`` found.
+    """
     register_error_messages()
+    if more:
+        return translate("http.several_listed_more", locale, listed=len(problems), first=problems[0].message)
     if count == 1:
         return problems[0].message
     if count > len(problems):
@@ -809,11 +830,12 @@ def install_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
 
     async def on_request_problems(request: Request, error: Exception) -> JSONResponse:
         failure = typing.cast(RequestProblemsError, error)
-        locale = _request_locale(request, hooks, None)
+        locale = _request_locale(request, hooks, failure.body)
         problems = failure.problems_in(locale)
         hooks.on_validation_error(request.url.path)
         _remember_error(request, VALIDATION_CODE)
-        message = problems_message(problems[:MAX_LISTED_PROBLEMS], len(problems), locale)
+        listed = problems[:MAX_LISTED_PROBLEMS]
+        message = problems_message(listed, len(problems), locale, more=failure.more_problems)
         return _json(
             failure.http_status,
             error_body(failure.code, message, request_id=_request_id(request), problems=problems),
@@ -842,15 +864,26 @@ def install_error_handlers(app: FastAPI, hooks: ErrorHooks) -> None:
     app.add_exception_handler(RequestProblemsError, on_request_problems)
     app.add_exception_handler(ConflictProblemsError, on_conflict_problems)
     app.add_exception_handler(LeadscoreError, on_leadscore_error)
-    _install_http_error_handler(app, hooks)
+    _install_http_error_handler(app, hooks, on_request_problems)
     _install_server_error_handlers(app, hooks)
 
 
-def _install_http_error_handler(app: FastAPI, hooks: ErrorHooks) -> None:
-    """Register the handler of Starlette's HTTP errors: unknown path or method, unreadable body."""
+def _install_http_error_handler(
+    app: FastAPI,
+    hooks: ErrorHooks,
+    on_request_problems: Callable[[Request, Exception], Awaitable[JSONResponse]],
+) -> None:
+    """Register the handler of Starlette's HTTP errors: unknown path or method, unreadable body.
+
+    FastAPI turns every error of the JSON parser into a 400 with that error as its cause. When
+    the cause is a RequestProblemsError (a key repeated in an object), the response is its 422.
+    """
 
     async def on_http_error(request: Request, error: Exception) -> JSONResponse:
         http_error = typing.cast(StarletteHTTPException, error)
+        cause = http_error.__cause__
+        if http_error.status_code == 400 and isinstance(cause, RequestProblemsError):
+            return await on_request_problems(request, cause)
         locale = _request_locale(request, hooks, None)
         status = http_error.status_code
         allow = (http_error.headers or {}).get("Allow", "")

@@ -7,8 +7,9 @@ For each HTTP request it
 2. rejects a request to a protected path without the right bearer token (401);
 3. rejects a ``locale`` query parameter that names no supported locale (422);
 4. rejects a body over the size limit (413), by ``Content-Length`` before reading anything
-   and by counting bytes for chunked bodies, and a body in UTF-16 or UTF-32 (400), which
-   Python's JSON parser would otherwise decode silently;
+   and, for a chunked body, by counting bytes and stopping at the first chunk past the limit.
+   It also rejects a body in UTF-16 or UTF-32 (400), which Python's JSON parser would
+   otherwise decode silently;
 5. writes one log line with the request id, method, path, status, duration and the lead ids
    that the endpoint recorded in ``request.state.lead_ids``. Bodies, names and phone numbers
    never reach the log;
@@ -74,6 +75,14 @@ _NON_UTF8_ENCODINGS = {
     "utf-32-be": "UTF-32BE",
     "utf-32-le": "UTF-32LE",
 }
+
+
+class StreamedBodyTooLargeError(PayloadTooLargeError):
+    """A body without ``Content-Length`` that passed the limit; ``received`` counts the bytes read."""
+
+    def __init__(self, received: int, limit: int) -> None:
+        super().__init__(f"request body is over {limit} bytes: {received} bytes received")
+        self.received = received
 
 
 @dataclass(frozen=True)
@@ -215,16 +224,21 @@ class RequestGuard:
         """Pass the request to the app with its body read, unless the body is too large or not UTF-8."""
         limit = config.max_body_bytes
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reject_too_large(send, config, locale, request_id, scope, int(declared))
+        # isdigit() alone accepts digits such as "²" that int() rejects.
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+            await self._reject_too_large(
+                send, config, locale, request_id, scope, int(declared), streamed=False
+            )
             return
         if scope.get("method") in _BODYLESS_METHODS and declared is None:
             await self.app(scope, receive, send)
             return
         try:
             body, replay = await _buffer_body(receive, limit)
-        except PayloadTooLargeError:
-            await self._reject_too_large(send, config, locale, request_id, scope, None)
+        except StreamedBodyTooLargeError as error:
+            await self._reject_too_large(
+                send, config, locale, request_id, scope, error.received, streamed=True
+            )
             return
 
         encoding = _non_utf8_encoding(body)
@@ -265,20 +279,21 @@ class RequestGuard:
         locale: Locale,
         request_id: str,
         scope: Scope,
-        size: int | None,
+        size: int,
+        *,
+        streamed: bool,
     ) -> None:
+        """Send the 413 of a body of ``size`` bytes: as declared, or as read until the limit was passed."""
         if config.metrics is not None:
             config.metrics.payloads_rejected.inc()
         scope["state"]["error_code"] = "payload_too_large"
-        if size is None:
-            message = _message("http.too_large_streamed", locale, limit=config.max_body_bytes)
-        else:
-            message = _message("http.too_large", locale, size=size, limit=config.max_body_bytes)
+        key = "http.too_large_streamed" if streamed else "http.too_large"
+        message = _message(key, locale, size=size, limit=config.max_body_bytes)
         await _send_error(send, 413, "payload_too_large", message, request_id)
 
 
 async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, Receive]:
-    """Read the whole body, raising PayloadTooLargeError past ``limit`` bytes.
+    """Read the whole body, raising StreamedBodyTooLargeError at the first chunk past ``limit`` bytes.
 
     Returns the body and a receive callable that replays it to the app.
     """
@@ -293,7 +308,7 @@ async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes, Receive]:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLargeError(f"request body is over {limit} bytes")
+            raise StreamedBodyTooLargeError(size, limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             pending = None

@@ -76,6 +76,39 @@ class MissingRepFields:
     fields: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class RepeatedRep:
+    """A rep listed a second time in one roster change, with both positions in the change list."""
+
+    position: int
+    first_position: int
+    rep_id: str
+
+
+class RepeatedRepsError(DataValidationError):
+    """Reps listed more than once in one roster change, which would leave unclear which fields win."""
+
+    def __init__(self, repeated: Sequence[RepeatedRep]) -> None:
+        self.repeated = tuple(repeated)
+        listed = "; ".join(
+            f"rep {item.rep_id!r} at positions {item.first_position} and {item.position}" for item in repeated
+        )
+        super().__init__(f"list each rep once per roster change: {listed}")
+
+
+def repeated_reps(changes: Sequence[Mapping[str, Any]]) -> list[RepeatedRep]:
+    """Return a RepeatedRep for each change whose rep_id an earlier change already uses."""
+    first_position: dict[str, int] = {}
+    repeated: list[RepeatedRep] = []
+    for position, change in enumerate(changes):
+        rep_id = str(change.get("rep_id"))
+        if rep_id in first_position:
+            repeated.append(RepeatedRep(position, first_position[rep_id], rep_id))
+        else:
+            first_position[rep_id] = position
+    return repeated
+
+
 class NewRepFieldsMissingError(DataValidationError):
     """New reps in a roster change that lack fields of ``NEW_REP_FIELDS``."""
 
@@ -269,11 +302,15 @@ def apply_rep_changes(
     """Insert new reps and change stored ones in only the fields given, in one transaction.
 
     Each change contains ``rep_id`` and the fields to set, as in ``data.schema.REPS``. A field
-    left out keeps the stored value. A new rep must give every field of ``NEW_REP_FIELDS``,
-    else NewRepFieldsMissingError names the ones missing. The merged rows pass ``parse_reps``
+    left out keeps the stored value. A rep listed twice raises RepeatedRepsError before the
+    database is read. A new rep must give every field of ``NEW_REP_FIELDS``, else
+    NewRepFieldsMissingError names the ones missing. The merged rows pass ``parse_reps``
     before anything is written, and the roster stays locked (on PostgreSQL) from the read to
     the commit, so two concurrent changes to different fields of one rep both survive.
     """
+    repeated = repeated_reps(changes)
+    if repeated:
+        raise RepeatedRepsError(repeated)
 
     def work(connection: Connection) -> RosterUpdate:
         lock_roster(connection)

@@ -24,6 +24,8 @@ from serving.roster import (
     NEW_REP_FIELDS,
     MissingRepFields,
     NewRepFieldsMissingError,
+    RepeatedRep,
+    RepeatedRepsError,
     apply_rep_changes,
     list_reps,
 )
@@ -37,6 +39,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "http.new_rep_field": {
         "en": "{field} is required because {rep_id} is a new rep; a new rep needs {required}",
         "zh-CN": "缺少必填字段 {field}：{rep_id} 是新销售，新销售须提供 {required}",
+    },
+    "http.repeated_rep": {
+        "en": "{field}={rep_id} repeats the rep_id of reps[{first}]; list each rep once per request, "
+        "with all of its changes in one entry",
+        "zh-CN": "{field}={rep_id} 与 reps[{first}] 的 rep_id 重复；每位销售在一个请求中只能列出一次，"
+        "其所有改动请写在同一条中",
     },
 }
 
@@ -68,6 +76,27 @@ class NewRepFieldsProblemsError(RequestProblemsError):
         return tuple(problems)
 
 
+class RepeatedRepsProblemsError(RequestProblemsError):
+    """The 422 error that names each rep a PUT /reps request lists a second time."""
+
+    def __init__(self, repeated: Sequence[RepeatedRep]) -> None:
+        self.repeated = tuple(repeated)
+        super().__init__(self.problems_in("en"))
+
+    def problems_in(self, locale: Locale) -> tuple[Problem, ...]:
+        _register()
+        problems = []
+        for item in self.repeated:
+            field = f"reps[{item.position}].rep_id"
+            message = translate(
+                "http.repeated_rep", locale, field=field, rep_id=repr(item.rep_id), first=item.first_position
+            )
+            problems.append(
+                Problem(field, item.rep_id, "a rep_id not used earlier in the request", message, "repeated")
+            )
+        return tuple(problems)
+
+
 def roster_response(runtime: ServiceRuntime) -> RosterResponse:
     """Return every rep with its current load and whether routing can choose it."""
     reps = []
@@ -95,12 +124,15 @@ def update_roster(runtime: ServiceRuntime, body: RosterUpdateRequest) -> RosterU
     """Insert new reps and change the sent fields of stored ones in one transaction.
 
     With ``replace`` the reps left out of the request are made inactive. Raises
-    NewRepFieldsProblemsError (422) when a new rep lacks a field that has no safe default.
+    RepeatedRepsProblemsError (422) when a rep is listed twice, and NewRepFieldsProblemsError
+    (422) when a new rep lacks a field that has no safe default.
     """
     timezone = runtime.settings.timezone
     changes = [_rep_change(rep, position, timezone) for position, rep in enumerate(body.reps)]
     try:
         update = apply_rep_changes(runtime.store, changes, now=utc_now(), deactivate_missing=body.replace)
+    except RepeatedRepsError as error:
+        raise RepeatedRepsProblemsError(error.repeated) from None
     except NewRepFieldsMissingError as error:
         raise NewRepFieldsProblemsError(error.missing) from None
     return RosterUpdateResponse(

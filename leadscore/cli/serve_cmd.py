@@ -70,7 +70,7 @@ import click
     type=click.IntRange(min=1),
     default=None,
     help="Largest request body accepted, in bytes; larger ones get HTTP 413 "
-    "[default: the max_request_bytes setting, else 16777216 (16 MiB)].",
+    "[default: the max_request_bytes setting, else 10485760 (10 MiB)].",
 )
 def serve(
     config_file: Path | None,

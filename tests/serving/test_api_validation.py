@@ -1,13 +1,15 @@
 """Request validation against a real server (SQLite, and PostgreSQL when set up).
 
 Control characters in ids, containers as custom attributes, rep changes that carry only some
-fields, an unsupported ``locale`` query value, UTF-16 bodies, and hostile inputs that once
-returned 500.
+fields, reps listed twice, keys repeated in a JSON object, bodies over the size limit, an
+unsupported ``locale`` query value, UTF-16 bodies, and hostile inputs that once returned 500.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import socket
 import uuid
 from typing import Any
 
@@ -15,7 +17,12 @@ import httpx
 import pytest
 
 from tests.serving.service_harness import RunningServer
-from tests.serving.test_service_api import champion, client, server  # noqa: F401 (fixtures)
+from tests.serving.test_service_api import (  # noqa: F401 (fixtures)
+    MAX_REQUEST_BYTES,
+    champion,
+    client,
+    server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -184,6 +191,156 @@ def test_new_rep_missing_fields_named(
     assert [problem["field"] for problem in body["errors"]] == ["reps[1].name", "reps[1].tier"]
     assert body["message"] == message.format(rep_id=rep_id)
     assert rep_id not in _reps(client)
+
+
+def test_rep_listed_twice_named(client: httpx.Client) -> None:  # noqa: F811
+    new_rep = {"rep_id": _unique("TWICE"), "name": "陈十", "tier": "regular", "capacity": 3}
+    reps = [
+        {"rep_id": "R-REG", "capacity": 50},
+        {"rep_id": "R-SEN", "capacity": 50},
+        new_rep,
+        {"rep_id": "R-SEN", "active": False},
+    ]
+
+    body = _error(client.put("/reps", json={"reps": reps}), 422)
+
+    assert body["code"] == "invalid_request"
+    assert body["field"] == "reps[3].rep_id"
+    assert body["value"] == "R-SEN"
+    assert body["message"] == (
+        "reps[3].rep_id='R-SEN' repeats the rep_id of reps[1]; list each rep once per request, "
+        "with all of its changes in one entry"
+    )
+    stored = _reps(client)
+    assert new_rep["rep_id"] not in stored
+    assert stored["R-SEN"]["active"] is True
+
+
+def test_rep_listed_twice_named_in_chinese(client: httpx.Client) -> None:  # noqa: F811
+    reps = [{"rep_id": "R-NEW", "capacity": 50}, {"rep_id": "R-NEW", "capacity": 50}]
+
+    body = _error(client.put("/reps", json={"reps": reps}, params={"locale": "zh-CN"}), 422)
+
+    assert body["field"] == "reps[1].rep_id"
+    assert body["message"].startswith("reps[1].rep_id='R-NEW' 与 reps[0] 的 rep_id 重复")
+
+
+# --- keys repeated inside a JSON object ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content", "field"),
+    [
+        (
+            "POST",
+            "/score",
+            b'{"leads": [{"lead_id": "a", "created_at": "2026-01-01", "lead_id": "b"}]}',
+            "leads[0].lead_id",
+        ),
+        (
+            "POST",
+            "/route",
+            b'{"leads": [{"lead_id": "RK-1", "created_at": "2026-01-01"}], "as_of": null, "as_of": null}',
+            "as_of",
+        ),
+        (
+            "PUT",
+            "/reps",
+            b'{"reps": [{"rep_id": "R-REG", "capacity": 1, "capacity": 50}]}',
+            "reps[0].capacity",
+        ),
+        (
+            "POST",
+            "/activities",
+            b'{"stage_changes": [], "activities": [], "stage_changes": []}',
+            "stage_changes",
+        ),
+    ],
+    ids=["score", "route", "reps", "activities"],
+)
+def test_repeated_json_key_rejected(
+    client: httpx.Client,  # noqa: F811
+    method: str,
+    path: str,
+    content: bytes,
+    field: str,
+) -> None:
+    response = client.request(method, path, content=content, headers={"Content-Type": "application/json"})
+
+    body = _error(response, 422)
+    assert body["code"] == "invalid_request"
+    assert body["field"] == field
+    assert body["errors"][0]["type"] == "repeated_key"
+    key = field.rsplit(".", 1)[-1]
+    assert f"contains the key '{key}' 2 times; send each key of a JSON object once" in body["message"]
+
+
+def test_repeated_json_key_in_chinese_not_routed(client: httpx.Client) -> None:  # noqa: F811
+    lead_id = _unique("RKZH")
+    content = (
+        f'{{"locale": "zh-CN", "leads": [{{"lead_id": "{lead_id}", "created_at": "{JAN}", '
+        f'"region": "华东", "region": "华南"}}]}}'
+    ).encode()
+
+    response = client.post("/route", content=content, headers={"Content-Type": "application/json"})
+
+    body = _error(response, 422)
+    assert body["field"] == "leads[0].region"
+    assert body["value"] == "华南"
+    assert body["message"] == (
+        "leads[0] 中的键 'region' 出现了 2 次；JSON 对象中的每个键只能出现一次，否则只会读取其中一个值"
+    )
+    routed = client.post("/route", json={"leads": [_lead(lead_id, region="华东")]})
+    assert routed.status_code == 200, routed.text
+    assert routed.json()["results"][0]["replayed"] is False
+
+
+# --- bodies over the size limit ------------------------------------------------------------------
+
+
+def _exchange(server: RunningServer, head: bytes, parts: list[bytes]) -> tuple[int, dict[str, Any]]:  # noqa: F811
+    """Send a hand-made request over a socket until the response is complete; return its status and body."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=120) as connection:
+        connection.sendall(head)
+        for part in parts:
+            try:
+                connection.sendall(part)
+            except OSError:
+                break
+        received = b""
+        while True:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+            header_block, separator, payload = received.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", header_block)
+            if separator and length is not None and len(payload) >= int(length.group(1)):
+                break
+    header_block, _, payload = received.partition(b"\r\n\r\n")
+    return int(header_block.split(b" ", 2)[1]), json.loads(payload)
+
+
+def test_chunked_body_over_limit_names_sizes(server: RunningServer) -> None:  # noqa: F811
+    head = (
+        "POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {server.token}\r\nAccept-Language: zh-CN\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode("latin-1")
+    piece = b" " * 1_000_000
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+
+    status, body = _exchange(server, head, [chunk] * (MAX_REQUEST_BYTES // len(piece) + 3))
+
+    assert status == 413
+    assert body["code"] == "payload_too_large"
+    found = re.fullmatch(
+        rf"请求体超过上限 {MAX_REQUEST_BYTES} 字节：服务读到 (\d+) 字节时已停止读取；请拆分为更小的批次，"
+        r"大批线索文件请用 'leadscore rescore' 评分",
+        body["message"],
+    )
+    assert found is not None, body["message"]
+    assert MAX_REQUEST_BYTES < int(found.group(1)) <= MAX_REQUEST_BYTES + len(piece)
 
 
 # --- locale query parameter ----------------------------------------------------------------------

@@ -10,7 +10,15 @@ import pytest
 import sqlalchemy as sa
 
 from leadscore.errors import DataValidationError
-from serving.roster import NewRepFieldsMissingError, Rep, apply_rep_changes, list_reps, upsert_reps
+from serving.roster import (
+    NewRepFieldsMissingError,
+    Rep,
+    RepeatedRep,
+    RepeatedRepsError,
+    apply_rep_changes,
+    list_reps,
+    upsert_reps,
+)
 from serving.store import RoutingStore, open_store
 from serving.store_models import reps
 
@@ -145,3 +153,21 @@ def test_replace_with_partial_changes(store: RoutingStore) -> None:
     assert stored["S2"].active is False
     assert stored["S1"].capacity == 9
     assert stored["S1"].regions == ("华东", "华南")
+
+
+def test_rep_listed_twice_rejected_before_writing(store: RoutingStore) -> None:
+    upsert_reps(store, [FULL_REP], now=NOW)
+    changes = [
+        {"rep_id": "S1", "capacity": 3},
+        {"rep_id": "N1", "name": "李娜", "tier": "regular", "capacity": 2},
+        {"rep_id": "S1", "active": False},
+    ]
+
+    with pytest.raises(RepeatedRepsError, match=r"rep 'S1' at positions 0 and 2") as caught:
+        apply_rep_changes(store, changes, now=LATER, deactivate_missing=True)
+
+    assert caught.value.repeated == (RepeatedRep(2, 0, "S1"),)
+    stored = _stored(store)
+    assert set(stored) == {"S1"}
+    assert stored["S1"].capacity == 8
+    assert stored["S1"].active is True

@@ -612,7 +612,7 @@ def test_payload_too_large_by_content_length(server: RunningServer) -> None:
     assert body["code"] == "payload_too_large"
     assert body["message"] == (
         f"the request body has {size} bytes, more than the limit of {MAX_REQUEST_BYTES} bytes; "
-        "split the request into smaller batches"
+        "split the request into smaller batches, or score a large lead file with 'leadscore rescore'"
     )
 
 
