@@ -482,6 +482,10 @@ class RosterUpdateResponse(StrictModel):
     inserted: list[str] = Field(description="Rep ids added.")
     updated: list[str] = Field(description="Rep ids already stored; the fields sent were written.")
     deactivated: list[str] = Field(description="Rep ids made inactive because replace was true.")
+    assigned_from_queue: list[str] = Field(
+        default_factory=list,
+        description="Lead ids that waited in a queue and went to a rep with room after this update.",
+    )
 
 
 class RepOut(StrictModel):
@@ -562,6 +566,11 @@ class ActivitiesResponse(StrictModel):
     )
     sla_closed_late: list[str] = Field(
         description="Of those, the leads first contacted after their deadline."
+    )
+    assigned_from_queue: list[str] = Field(
+        default_factory=list,
+        description="Lead ids that waited in a queue and went to a rep whose capacity this report freed "
+        "(a lead of that rep reached won or lost).",
     )
 
 

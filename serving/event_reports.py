@@ -15,7 +15,7 @@ from leadscore.i18n import Locale, register_messages, translate
 from serving.api_models import ActivitiesRequest, ActivitiesResponse
 from serving.errors_http import ConflictProblemsError, Problem, register_error_messages
 from serving.payloads import as_aware_field
-from serving.routing import utc_now
+from serving.routing import assign_queued, utc_now
 from serving.runtime import ServiceRuntime
 from serving.sla import ActivityReport, ContactOutcome, record_activity, record_stage_change
 
@@ -54,8 +54,11 @@ class _Tally:
         self.repeated = 0
         self.closed: list[str] = []
         self.closed_late: list[str] = []
+        self.assignments_closed = 0
 
     def add(self, outcome: ContactOutcome) -> None:
+        if outcome.closed_assignment_id is not None:
+            self.assignments_closed += 1
         if outcome.recorded:
             self.recorded += 1
         else:
@@ -113,6 +116,9 @@ def record_reports(runtime: ServiceRuntime, body: ActivitiesRequest, locale: Loc
         stages.add(outcome)
         _count_contact(runtime, outcome)
 
+    # A won or lost lead frees its rep's capacity for a lead that waits in a queue.
+    assigned = assign_queued(runtime.store, runtime.policy, now=now) if stages.assignments_closed else []
+
     if conflicts:
         _register()
         logger.warning("%d activity id conflict(s) in one report", len(conflicts))
@@ -129,6 +135,7 @@ def record_reports(runtime: ServiceRuntime, body: ActivitiesRequest, locale: Loc
         stage_changes_repeated=stages.repeated,
         sla_closed=closed,
         sla_closed_late=late,
+        assigned_from_queue=[result.lead_id for result in assigned],
     )
 
 

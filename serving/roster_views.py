@@ -29,7 +29,7 @@ from serving.roster import (
     apply_rep_changes,
     list_reps,
 )
-from serving.routing import utc_now
+from serving.routing import assign_queued, utc_now
 from serving.runtime import ServiceRuntime
 from serving.sla import overdue
 
@@ -135,8 +135,14 @@ def update_roster(runtime: ServiceRuntime, body: RosterUpdateRequest) -> RosterU
         raise RepeatedRepsProblemsError(error.repeated) from None
     except NewRepFieldsMissingError as error:
         raise NewRepFieldsProblemsError(error.missing) from None
+
+    # New reps or larger capacities make room for leads that wait in a queue.
+    assigned = assign_queued(runtime.store, runtime.policy, now=utc_now())
     return RosterUpdateResponse(
-        inserted=list(update.inserted), updated=list(update.updated), deactivated=list(update.deactivated)
+        inserted=list(update.inserted),
+        updated=list(update.updated),
+        deactivated=list(update.deactivated),
+        assigned_from_queue=[result.lead_id for result in assigned],
     )
 
 

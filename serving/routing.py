@@ -467,12 +467,12 @@ def _expected_value_of(connection: Connection, lead_id: str) -> float:
 
 
 def assign_queued(
-    store: RoutingStore, policy: RoutingPolicy, *, now: datetime, limit: int = 100
+    store: RoutingStore, policy: RoutingPolicy, *, now: datetime, limit: int | None = 100
 ) -> list[RouteResult]:
     """Route queued leads, oldest first, to reps that now have free capacity.
 
-    Each lead is one transaction. Leads for which no rep has room stay queued. Returns
-    the new assignments.
+    Each lead is one transaction. Leads for which no rep has room stay queued. ``limit``
+    caps the queued leads tried (None tries all). Returns the new assignments.
     """
     now = require_aware(now)
     waiting = store.run(

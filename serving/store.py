@@ -522,6 +522,16 @@ def queued_assignments(connection: Connection, *, limit: int | None = None) -> l
     return [_assignment_from_row(row_to_dict(row)) for row in connection.execute(query)]
 
 
+def count_queued(store: RoutingStore) -> int:
+    """Return how many active assignments wait in a queue."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(assignments)
+        .where(assignments.c.status == ASSIGNMENT_ACTIVE, assignments.c.rep_id.is_(None))
+    )
+    return int(store.run(lambda connection: connection.execute(query).scalar_one(), write=False))
+
+
 def _decision_from_row(row: Mapping[str, Any]) -> DecisionRecord:
     values = {name: row[name] for name in DecisionRecord.__dataclass_fields__ if name != "reasons"}
     values["shadow"] = bool(values["shadow"])

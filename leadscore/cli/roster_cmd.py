@@ -7,11 +7,15 @@ import json
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from leadscore.errors import DataValidationError
 from leadscore.i18n import Locale, errors_in_locale, parse_locale, register_messages, translate
+
+if TYPE_CHECKING:
+    from serving.store import RoutingStore
 
 _REJECTS_SHOWN = 20
 
@@ -33,6 +37,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "zh-CN": "已导入 {count} 名销售：新增 {inserted} 名，更新 {updated} 名，停用 {deactivated} 名{ids}",
     },
     "reps.load.deactivated_ids": {"en": " ({ids})", "zh-CN": "（{ids}）"},
+    "reps.load.queue_assigned": {
+        "en": "Assigned {assigned} of {queued} queued leads to reps with room; the rest stay queued",
+        "zh-CN": "排队的 {queued} 条线索中有 {assigned} 条已分配给有空余容量的销售；其余继续排队",
+    },
 }
 
 _DB_HELP = (
@@ -93,7 +101,7 @@ def load(
     from leadscore.settings import load_settings
     from serving.roster import parse_reps, upsert_reps
     from serving.routing import utc_now
-    from serving.store import open_store
+    from serving.store import count_queued, open_store
 
     settings = load_settings(config_file, db_url=db_url)
     chosen_locale = parse_locale(locale or settings.locale)
@@ -119,6 +127,8 @@ def load(
     store = open_store(settings.resolved_db_url())
     try:
         update = upsert_reps(store, roster, now=utc_now(), deactivate_missing=deactivate_missing)
+        queued = count_queued(store)
+        queue_line = _assign_queued_line(store, settings.policy_file, chosen_locale) if queued else None
     finally:
         store.dispose()
     ids = (
@@ -137,6 +147,55 @@ def load(
             ids=ids,
         )
     )
+    if queue_line is not None:
+        click.echo(queue_line)
+
+
+def _assign_queued_line(store: RoutingStore, policy_file: Path | None, locale: Locale) -> str:
+    """Assign queued leads to reps that now have room; return the result line in ``locale``."""
+    from serving.policy_config import load_policy
+    from serving.routing import assign_queued, utc_now
+    from serving.store import count_queued
+
+    queued = count_queued(store)
+    assigned = assign_queued(store, load_policy(policy_file), now=utc_now(), limit=None) if queued else []
+    return _text("queue_assigned", locale, assigned=len(assigned), queued=queued)
+
+
+@reps.command("assign-queued")
+@click.option("--db", "db_url", default=None, help=_DB_HELP)
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), help=_CONFIG_HELP)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Routing policy TOML file [default: the policy_file setting, else the shipped policy].",
+)
+@click.option(
+    "--locale",
+    type=click.Choice(["en", "zh-CN"]),
+    default=None,
+    help="Language of the result line [default: the locale setting, else en].",
+)
+def assign_queued_command(
+    db_url: str | None, config_file: Path | None, policy_file: Path | None, locale: str | None
+) -> None:
+    """Give leads that wait in a queue to reps that now have room, oldest first.
+
+    The service does this after a roster update and after a won or lost lead frees a rep.
+    Run it from cron, or after changing capacities in the database by other means.
+    """
+    from leadscore.settings import load_settings
+    from serving.store import open_store
+
+    settings = load_settings(config_file, db_url=db_url, policy_file=policy_file)
+    chosen_locale = parse_locale(locale or settings.locale)
+    store = open_store(settings.resolved_db_url())
+    try:
+        click.echo(_assign_queued_line(store, settings.policy_file, chosen_locale))
+    finally:
+        store.dispose()
 
 
 @cache
