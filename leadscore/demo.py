@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SERVICE_START_TIMEOUT_SECONDS = 180.0
+PORT_ATTEMPTS = 3
 NEW_LEAD_COUNT = 6
 
 
@@ -121,10 +122,9 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = print) -> None:
         train_models(options, paths, echo)
 
     token = write_token(paths.token_file)
-    port = free_port()
+    with progress.step("Starting the service on 127.0.0.1"):
+        server, port = start_service_on_free_port(paths, echo)
     base_url = f"http://127.0.0.1:{port}"
-    with progress.step(f"Starting the service at {base_url}"):
-        server = start_service(paths, port, echo)
     try:
         client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60.0)
         with progress.step("Loading the sales roster through PUT /reps"):
@@ -257,6 +257,26 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def start_service_on_free_port(
+    paths: DemoPaths, echo: Callable[[str], None]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the service on a free port; try another port when another process took it first.
+
+    The port is free when it is picked but not held until the service binds it, and the
+    service's process manager picks ports for itself too, so another process can take it.
+    """
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = free_port()
+        echo(f"      port {port}")
+        try:
+            return start_service(paths, port, echo), port
+        except LeadscoreError as error:
+            if attempt == PORT_ATTEMPTS or "Address already in use" not in str(error):
+                raise
+            logger.warning("port %d was taken while the service started; trying another port", port)
+    raise AssertionError("unreachable")
 
 
 def start_service(paths: DemoPaths, port: int, echo: Callable[[str], None]) -> subprocess.Popen[bytes]:
