@@ -42,8 +42,9 @@ def parse_as_of(text: str, timezone: str) -> pd.Timestamp:
     "--out",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Scores file, .parquet or .csv. For out/scores.parquet, out/scores.rejects.parquet, "
-    "scores.drift.json, scores.drift.md, scores.drift.zh-CN.md and scores.summary.json go beside it.",
+    help="Scores file, .parquet or .csv, outside --data. For out/scores.parquet, scores.rejects.parquet, "
+    "scores.parquet.drift.json, scores.parquet.drift.md, scores.parquet.drift.zh-CN.md and "
+    "scores.parquet.summary.json go beside it. Two runs cannot write the same --out at once.",
 )
 @click.option(
     "--route", is_flag=True, help="Route unassigned leads (no owner_rep_id) through the routing store."
@@ -58,7 +59,8 @@ def parse_as_of(text: str, timezone: str) -> pd.Timestamp:
 @click.option(
     "--scheduler",
     default=None,
-    help="Dask scheduler address such as tcp://10.0.0.5:8786 [default: start a LocalCluster on 127.0.0.1].",
+    help="Dask scheduler address PROTOCOL://HOST:PORT such as tcp://10.0.0.5:8786 "
+    "[default: start a LocalCluster on 127.0.0.1].",
 )
 @click.option(
     "--dask-workers",

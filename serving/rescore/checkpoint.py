@@ -88,26 +88,34 @@ def write_atomic(
     temporary.replace(path)
 
 
-def write_json_atomic(path: Path, payload: Any, *, durable: bool = False) -> None:
-    """Write ``payload`` as UTF-8 JSON atomically; ``durable`` also fsyncs the file before the rename."""
+def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = False) -> str:
+    """Write ``data`` atomically and return its SHA-256 hex digest.
+
+    The digest is computed from ``data`` itself, not read back from ``path``, so it describes
+    what this process wrote even if another process replaces the file right after the rename.
+    ``durable`` also fsyncs the file before the rename.
+    """
 
     def write(temporary: Path) -> None:
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(payload, handle, ensure_ascii=False, indent=1, allow_nan=False)
+        with temporary.open("wb") as handle:
+            handle.write(data)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
 
     write_atomic(path, write)
+    return hashlib.sha256(data).hexdigest()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` as UTF-8 atomically."""
+def write_json_atomic(path: Path, payload: Any, *, durable: bool = False) -> str:
+    """Write ``payload`` as UTF-8 JSON atomically and return the SHA-256 of the bytes written."""
+    text = json.dumps(payload, ensure_ascii=False, indent=1, allow_nan=False)
+    return write_bytes_atomic(path, text.encode("utf-8"), durable=durable)
 
-    def write(temporary: Path) -> None:
-        temporary.write_text(text, encoding="utf-8")
 
-    write_atomic(path, write)
+def write_text_atomic(path: Path, text: str) -> str:
+    """Write ``text`` as UTF-8 atomically and return the SHA-256 of the bytes written."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_parquet_atomic(
@@ -321,12 +329,50 @@ def open_run_folder(root: Path, arguments: Mapping[str, Any]) -> Iterator[RunFol
 
 
 @contextmanager
+def hold_output_lock(lock_path: Path, out: Path, holder: str) -> Iterator[None]:
+    """Hold flock(2) on ``lock_path`` while a run writes the outputs of ``--out``.
+
+    Two runs with different arguments have different run folders, so only this lock stops
+    them from writing the same output files at once. ``holder`` describes this run (for
+    example its --as-of and --data) and is stored in the lock file for the other run's error.
+    Raises ConflictError at once, without waiting, when another process holds the lock.
+    """
+
+    def conflict(other: str) -> ConflictError:
+        return ConflictError(
+            f"--out {out} is being written by another rescoring run ({other}; lock file {lock_path}); "
+            "wait for that run to finish or choose another --out"
+        )
+
+    with _flock(lock_path, f"process {os.getpid()}, {holder}", conflict):
+        yield
+
+
+@contextmanager
 def _exclusive_lock(path: Path, key: str) -> Iterator[None]:
-    """Hold flock(2) on ``path``; the kernel releases it when the process dies, even by SIGKILL."""
+    """Hold the run folder's lock. Raises ConflictError when the same run is already in progress."""
+
+    def conflict(holder: str) -> ConflictError:
+        return ConflictError(
+            f"rescoring run {key[:KEY_LENGTH]} is already running (process {holder}) in {path.parent}; "
+            "wait for it to finish or stop that process first"
+        )
+
+    with _flock(path, str(os.getpid()), conflict):
+        yield
+
+
+@contextmanager
+def _flock(path: Path, holder: str, conflict: Callable[[str], ConflictError]) -> Iterator[None]:
+    """Hold flock(2) on ``path``; the kernel releases it when the process dies, even by SIGKILL.
+
+    ``holder`` is written into the file once the lock is taken. When another process holds
+    the lock, ``conflict`` gets that process's ``holder`` text and its error is raised.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows has no fcntl
-        logger.warning("file locks are not available on this system; do not start the same run twice")
+        logger.warning("file locks are not available on this system; do not start two runs on %s", path)
         yield
         return
     handle: IO[str] = path.open("a+", encoding="utf-8")
@@ -335,14 +381,10 @@ def _exclusive_lock(path: Path, key: str) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise ConflictError(
-                f"rescoring run {key[:KEY_LENGTH]} is already running (process {holder}) in {path.parent}; "
-                "wait for it to finish or stop that process first"
-            ) from None
+            raise conflict(handle.read().strip() or "unknown process") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(holder)
         handle.flush()
         yield
     finally:

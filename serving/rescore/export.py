@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from leadscore.errors import ConfigError
 from leadscore.i18n import Locale, register_messages, translate
 from leadscore.spreadsheet import defuse_formulas
-from serving.rescore.checkpoint import temporary_path
+from serving.rescore.checkpoint import file_sha256, temporary_path
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,11 @@ def output_format(path: Path) -> OutputFormat:
 
 @dataclass(frozen=True)
 class OutputPaths:
-    """The files one run writes, all beside ``--out``."""
+    """The files one run writes, all beside ``--out``.
+
+    Every name contains the whole file name of ``--out``, suffix included, so scores.csv and
+    scores.parquet in one folder never share a rejects, drift or summary file.
+    """
 
     scores: Path
     rejects: Path
@@ -158,11 +162,16 @@ class OutputPaths:
         return cls(
             scores=out,
             rejects=out.with_name(f"{stem}.rejects{out.suffix}"),
-            drift_json=out.with_name(f"{stem}.drift.json"),
-            drift_markdown=out.with_name(f"{stem}.drift.md"),
-            drift_markdown_zh=out.with_name(f"{stem}.drift.zh-CN.md"),
-            summary=out.with_name(f"{stem}.summary.json"),
+            drift_json=out.with_name(f"{out.name}.drift.json"),
+            drift_markdown=out.with_name(f"{out.name}.drift.md"),
+            drift_markdown_zh=out.with_name(f"{out.name}.drift.zh-CN.md"),
+            summary=out.with_name(f"{out.name}.summary.json"),
         )
+
+    @property
+    def lock(self) -> Path:
+        """Lock file held by the run that writes these outputs (hidden, left in place afterwards)."""
+        return self.scores.with_name(f".{self.scores.name}.lock")
 
     def all(self) -> tuple[Path, ...]:
         return (
@@ -212,6 +221,7 @@ class TableWriter:
         self._parquet: pq.ParquetWriter | None = None
         self._csv: IO[str] | None = None
         self.rows = 0
+        self.digest: str | None = None
 
     def write(self, table: pa.Table) -> None:
         """Append ``table``; columns are renamed to the header locale on the way out."""
@@ -234,15 +244,22 @@ class TableWriter:
                 frame.to_csv(self._csv, index=False, header=False)
         self.rows += table.num_rows
 
-    def commit(self, empty: pa.Table) -> None:
-        """Close the file and rename it into place; with no rows, write ``empty`` for the header."""
+    def commit(self, empty: pa.Table) -> str:
+        """Close the file, rename it into place and return the SHA-256 of what this writer wrote.
+
+        With no rows, ``empty`` is written for the header. The digest is read from the
+        temporary file before the rename, which no other process writes, so a file that another
+        run replaces later never gets recorded as this run's output.
+        """
         if self._parquet is None and self._csv is None:
             self.write(empty)
         if self._parquet is not None:
             self._parquet.close()
         if self._csv is not None:
             self._csv.close()
+        digest = file_sha256(self.temporary)
         self.temporary.replace(self.path)
+        return digest
 
     def abort(self) -> None:
         if self._parquet is not None:
@@ -254,14 +271,17 @@ class TableWriter:
 
 @contextmanager
 def open_writer(path: Path, settings: ExportSettings, empty: pa.Table) -> Iterator[TableWriter]:
-    """Yield a TableWriter that commits on success and deletes its temporary file on error."""
+    """Yield a TableWriter that commits on success and deletes its temporary file on error.
+
+    After the ``with`` block, the writer's ``digest`` is the SHA-256 of the committed file.
+    """
     writer = TableWriter(path, settings)
     try:
         yield writer
     except BaseException:
         writer.abort()
         raise
-    writer.commit(empty)
+    writer.digest = writer.commit(empty)
 
 
 def _csv_frame(table: pa.Table) -> pd.DataFrame:

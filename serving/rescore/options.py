@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leadscore.errors import ConfigError
 from leadscore.i18n import Locale
 from serving.rescore.drift import DEFAULT_THRESHOLD
 from serving.rescore.engines import DEFAULT_DASK_WORKERS
@@ -18,6 +21,8 @@ DEFAULT_CHUNK_SIZE = 20_000
 RUNS_DIR = "rescore"
 KEY_FORMAT = 1
 """Raise when the chunk files change meaning, so old run folders are never resumed by new code."""
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+"""Protocols of a remote Dask scheduler address; an address without one is read as tcp://."""
 
 
 class RescoreOptions(BaseModel):
@@ -64,7 +69,7 @@ class RescoreOptions(BaseModel):
     excel: bool = Field(default=False, description="Write the CSV with a UTF-8 byte order mark for Excel.")
     header_locale: Locale = Field(default="en", description="Language of the column headers.")
     drift_threshold: float = Field(
-        default=DEFAULT_THRESHOLD, gt=0, description="PSI above which a score or feature is flagged."
+        default=DEFAULT_THRESHOLD, description="PSI above which a score or feature is flagged; finite, > 0."
     )
     keep_checkpoints: bool = Field(
         default=False, description="Keep the partitions and chunk files after a successful run."
@@ -82,15 +87,64 @@ class RescoreOptions(BaseModel):
             raise ValueError(f"as_of {timestamp.isoformat()} has no time zone; give an offset such as +08:00")
         return timestamp.tz_convert("UTC")
 
+    @field_validator("drift_threshold")
+    @classmethod
+    def _finite_threshold(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(
+                f"--drift-threshold {value} is invalid; give a finite PSI above 0, such as the default "
+                f"{DEFAULT_THRESHOLD}"
+            )
+        return value
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        address = value.strip()
+        if not is_scheduler_address(address):
+            raise ConfigError(
+                f"--scheduler {value!r} is not a Dask scheduler address; give PROTOCOL://HOST:PORT "
+                f"such as tcp://10.0.0.5:8786 (protocols: {', '.join(SCHEDULER_SCHEMES)}), "
+                "or leave --scheduler out to start a LocalCluster"
+            )
+        return address
+
     @property
     def runs_root(self) -> Path:
         return self.work_dir / RUNS_DIR
+
+
+def is_scheduler_address(address: str) -> bool:
+    """Return whether ``address`` has the form [PROTOCOL://]HOST:PORT of a Dask scheduler.
+
+    This checks the form only; whether a scheduler listens there shows when the run connects.
+    """
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme == "inproc":
+        # An in-process scheduler (inproc://HOST/PID/N) has no port; only the Python API can pass one.
+        return bool(parts.hostname) and len(parts.path.strip("/").split("/")) == 2
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme in SCHEDULER_SCHEMES
+        and bool(parts.hostname)
+        and bool(port)
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 def input_fingerprint(data_dir: Path) -> dict[str, list[int]]:
     """Return size and modification time (ns) of each file in the data folder.
 
     A changed input file gives a new run key, so a run is never resumed on different data.
+    Only Parquet and JSON files directly in the folder count, so a work folder placed inside
+    the data folder (its run folders are below WORK_DIR/rescore/) leaves the key unchanged.
     """
     fingerprint: dict[str, list[int]] = {}
     for path in sorted(Path(data_dir).iterdir()):

@@ -38,6 +38,7 @@ from serving.rescore.checkpoint import (
     PartitionRecord,
     RunFolder,
     file_sha256,
+    hold_output_lock,
     open_run_folder,
     read_json,
     write_json_atomic,
@@ -59,6 +60,7 @@ from serving.rescore.engines import DaskEngine, Engine, LocalEngine
 from serving.rescore.export import (
     ExportSettings,
     OutputPaths,
+    TableWriter,
     export_rejects,
     export_scores,
     open_writer,
@@ -66,6 +68,7 @@ from serving.rescore.export import (
 )
 from serving.rescore.model_source import resolve_model
 from serving.rescore.options import RescoreOptions, key_arguments
+from serving.rescore.preflight import check_database, check_output_folder, check_outputs_outside_data
 from serving.rescore.progress import Progress
 from serving.rescore.routing_pass import ROUTING_SCHEMA, route_chunk
 from training.bundle import ScorerBundle
@@ -133,9 +136,16 @@ def rescore(options: RescoreOptions, *, fault_hook: FaultHook | None = None) -> 
         top_reasons=options.top_reasons,
         with_routing=options.route,
     )
+    paths = OutputPaths.beside(options.out)
+    check_outputs_outside_data(paths, options.data_dir)
+    check_output_folder(paths)
     routing = _RoutingSetup.from_options(options)
     tracking_uri = resolve_tracking_uri(options.tracking_uri, options.work_dir)
-    with tempfile.TemporaryDirectory(prefix="leadscore-rescore-model-") as download_dir:
+    holder = f"--as-of {options.as_of.isoformat()}, --data {options.data_dir}"
+    with (
+        hold_output_lock(paths.lock, options.out, holder),
+        tempfile.TemporaryDirectory(prefix="leadscore-rescore-model-") as download_dir,
+    ):
         model = resolve_model(options.model_uri, tracking_uri, Path(download_dir))
         arguments = key_arguments(
             options,
@@ -145,7 +155,7 @@ def rescore(options: RescoreOptions, *, fault_hook: FaultHook | None = None) -> 
             database=routing.database_label if routing else None,
         )
         with open_run_folder(options.runs_root, arguments) as folder:
-            stored = _stored_summary(folder, OutputPaths.beside(options.out))
+            stored = _stored_summary(folder, paths)
             if stored is not None:
                 return stored
             _save_model(folder, model.bundle)
@@ -309,6 +319,7 @@ class _RoutingSetup:
 
         policy = load_policy(options.policy_file)
         label = normalize_url(options.db_url).render_as_string(hide_password=True)
+        check_database(options.db_url, label)
         return cls(options.db_url, label, policy, policy.version)
 
 
@@ -360,7 +371,7 @@ def _finish(
 ) -> RescoreSummary:
     paths = OutputPaths.beside(options.out)
     records = [folder.manifest.chunks[chunk] for chunk in range(buckets)]
-    _write_tables(folder, settings, paths, buckets)
+    checksums = _write_tables(folder, settings, paths, buckets)
     bundle, counter = cached_model(folder.model_dir)
     counts = merge_counts(
         read_json(chunk_file(folder.chunks_dir, chunk, "drift")) for chunk in range(buckets)
@@ -368,7 +379,7 @@ def _finish(
     report = build_report(
         counter, counts, threshold=options.drift_threshold, model_version=bundle.bundle_version
     )
-    _write_drift(report, paths)
+    checksums.update(_write_drift(report, paths))
 
     rejects: Counter[str] = Counter()
     for record in records:
@@ -406,11 +417,11 @@ def _finish(
         outputs={name: str(path) for name, path in asdict(paths).items()},
         routing=_routing_totals(records) if options.route else None,
     )
-    write_json_atomic(paths.summary, summary.to_dict())
+    checksums[paths.summary] = write_json_atomic(paths.summary, summary.to_dict())
     folder.record_completion(
         {
             "summary": summary.to_dict(),
-            "checksums": {str(path): file_sha256(path) for path in paths.all()},
+            "checksums": {str(path): checksums[path] for path in paths.all()},
         }
     )
     if not options.keep_checkpoints:
@@ -427,8 +438,10 @@ def _finish(
     return summary
 
 
-def _write_tables(folder: RunFolder, settings: ExportSettings, paths: OutputPaths, buckets: int) -> None:
-    """Write the scores and rejects files from the chunk files, in chunk order."""
+def _write_tables(
+    folder: RunFolder, settings: ExportSettings, paths: OutputPaths, buckets: int
+) -> dict[Path, str]:
+    """Write the scores and rejects files from the chunk files, in chunk order; return their SHA-256."""
     empty_scores = export_scores(
         SCORES_SCHEMA.empty_table(), ROUTING_SCHEMA.empty_table() if settings.with_routing else None, settings
     )
@@ -445,16 +458,28 @@ def _write_tables(folder: RunFolder, settings: ExportSettings, paths: OutputPath
             rejects = pq.read_table(chunk_file(folder.chunks_dir, chunk, "rejects"))
             if rejects.num_rows:
                 rejects_writer.write(export_rejects(rejects, settings.locale))
+    return _committed_digests(scores_writer, rejects_writer)
 
 
-def _write_drift(report: DriftReport, paths: OutputPaths) -> None:
-    write_json_atomic(paths.drift_json, report.to_dict())
+def _committed_digests(*writers: TableWriter) -> dict[Path, str]:
+    digests: dict[Path, str] = {}
+    for writer in writers:
+        if writer.digest is None:
+            raise RuntimeError(f"{writer.path} was not committed; this is a bug, please report it")
+        digests[writer.path] = writer.digest
+    return digests
+
+
+def _write_drift(report: DriftReport, paths: OutputPaths) -> dict[Path, str]:
+    """Write the drift report as JSON and Markdown in both languages; return the SHA-256 of each file."""
+    digests = {paths.drift_json: write_json_atomic(paths.drift_json, report.to_dict())}
     languages: tuple[tuple[Path, Locale], ...] = (
         (paths.drift_markdown, "en"),
         (paths.drift_markdown_zh, "zh-CN"),
     )
     for path, locale in languages:
-        write_text_atomic(path, render_markdown(report, locale))
+        digests[path] = write_text_atomic(path, render_markdown(report, locale))
+    return digests
 
 
 def _routing_totals(records: list[Any]) -> dict[str, int]:

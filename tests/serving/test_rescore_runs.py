@@ -28,7 +28,7 @@ from data.folder import read_data_dir, write_attributes, write_table
 from features.config import FeatureConfig
 from features.spine import scoring_spine
 from leadscore.cli.main import cli
-from leadscore.errors import ConfigError
+from leadscore.errors import ConfigError, ConflictError
 from serving.rescore import RescoreOptions, RescoreSummary, rescore
 from serving.rescore.checkpoint import MANIFEST_FILE
 from serving.rescore.chunk_scoring import (
@@ -130,8 +130,8 @@ def assert_same_outputs(out_dir: Path, expected_dir: Path) -> None:
     expected_scores, expected_rejects = read_outputs(expected_dir)
     pd.testing.assert_frame_equal(scores, expected_scores)
     pd.testing.assert_frame_equal(rejects, expected_rejects)
-    drift = json.loads((out_dir / "scores.drift.json").read_text("utf-8"))
-    expected_drift = json.loads((expected_dir / "scores.drift.json").read_text("utf-8"))
+    drift = json.loads((out_dir / "scores.parquet.drift.json").read_text("utf-8"))
+    expected_drift = json.loads((expected_dir / "scores.parquet.drift.json").read_text("utf-8"))
     assert drift == expected_drift
 
 
@@ -221,6 +221,47 @@ def test_invalid_leads_go_to_rejects(trained: Trained, tmp_path: Path) -> None:
     assert summary.leads_read == summary.scored + summary.rejected
     assert summary.scored == len(open_ids) - 3
     assert not set(scores["lead_id"]) & {open_ids[0], open_ids[1], untimed_lead}
+
+
+def test_overlapping_run_on_same_out_fails(trained: Trained, tmp_path: Path) -> None:
+    options = options_for(trained, tmp_path, top_reasons=0, chunk_size=500)
+    other = options_for(trained, tmp_path, top_reasons=0, chunk_size=500, as_of=AS_OF - pd.Timedelta(days=30))
+    conflicts: list[ConflictError] = []
+
+    def start_other_run(chunk: int, stage: str) -> None:
+        if stage == STAGE_CHUNK_RECORDED and not conflicts:
+            with pytest.raises(ConflictError) as caught:
+                rescore(other)
+            conflicts.append(caught.value)
+
+    summary = rescore(options, fault_hook=start_other_run)
+
+    assert len(conflicts) == 1
+    message = str(conflicts[0])
+    assert f"--out {options.out} is being written by another rescoring run" in message
+    assert f"--as-of {options.as_of.isoformat()}" in message
+    assert "choose another --out" in message
+    assert len(list((tmp_path / "work" / "rescore").iterdir())) == 1
+    written = json.loads((tmp_path / "out" / "scores.parquet.summary.json").read_text("utf-8"))
+    assert written["as_of"] == summary.as_of == options.as_of.isoformat()
+    assert rescore(options).replayed
+
+
+def test_csv_and_parquet_outputs_share_folder(trained: Trained, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    parquet_options = options_for(trained, tmp_path, top_reasons=0, chunk_size=500)
+    parquet = rescore(parquet_options)
+    csv = rescore(options_for(trained, tmp_path, "scores.csv", top_reasons=0, chunk_size=500))
+
+    assert set(parquet.outputs.values()).isdisjoint(csv.outputs.values())
+    assert parquet.outputs["summary"] == str(out_dir / "scores.parquet.summary.json")
+    assert csv.outputs["summary"] == str(out_dir / "scores.csv.summary.json")
+    assert csv.outputs["drift_json"] == str(out_dir / "scores.csv.drift.json")
+    for summary in (parquet, csv):
+        written = json.loads(Path(summary.outputs["summary"]).read_text("utf-8"))
+        assert written["outputs"] == summary.outputs
+        assert all(Path(path).is_file() for path in summary.outputs.values())
+    assert rescore(parquet_options).replayed
 
 
 # --- crashes and resumes ----------------------------------------------------------------------------
@@ -329,7 +370,7 @@ def test_kill_9_and_resume(trained: Trained, tmp_path: Path, reference: tuple[Re
 
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "resumed" in finished.stdout
-    summary = json.loads((tmp_path / "out" / "scores.summary.json").read_text("utf-8"))
+    summary = json.loads((tmp_path / "out" / "scores.parquet.summary.json").read_text("utf-8"))
     assert summary["chunks_resumed"] >= 2
     scores, rejects = read_outputs(tmp_path / "out")
     expected_scores, expected_rejects = read_outputs(reference[1])
@@ -405,7 +446,7 @@ def test_drift_flags_shifted_feature_only(trained: Trained, tmp_path: Path) -> N
     leads.to_parquet(data_dir / "leads.parquet", index=False)
 
     summary = rescore(options_for(trained, tmp_path, data_dir=data_dir, drift_threshold=0.2))
-    report = json.loads((tmp_path / "out" / "scores.drift.json").read_text("utf-8"))
+    report = json.loads((tmp_path / "out" / "scores.parquet.drift.json").read_text("utf-8"))
     psi = {item["name"]: item["psi"] for item in report["features"]}
 
     assert psi["declared_budget"] > 1.0
@@ -413,9 +454,9 @@ def test_drift_flags_shifted_feature_only(trained: Trained, tmp_path: Path) -> N
     assert psi["channel"] < 0.1
     assert "channel" not in summary.drifted
     assert report["rows"] == summary.scored
-    markdown = (tmp_path / "out" / "scores.drift.md").read_text("utf-8")
+    markdown = (tmp_path / "out" / "scores.parquet.drift.md").read_text("utf-8")
     assert "| declared_budget |" in markdown
-    assert "漂移报告" in (tmp_path / "out" / "scores.drift.zh-CN.md").read_text("utf-8")
+    assert "漂移报告" in (tmp_path / "out" / "scores.parquet.drift.zh-CN.md").read_text("utf-8")
 
 
 # --- routing ------------------------------------------------------------------------------------------
@@ -514,7 +555,7 @@ def test_cli_scores_champion_to_excel_csv(trained: Trained, tmp_path: Path) -> N
         "分层",
     ]
     assert {"加分原因1", "加分原因3", "减分原因1"} <= set(frame.columns)
-    summary = json.loads((tmp_path / "crm" / "scores.summary.json").read_text("utf-8"))
+    summary = json.loads((tmp_path / "crm" / "scores.csv.summary.json").read_text("utf-8"))
     assert summary["model_uri"] == "models:/lead-scorer@champion"
     assert summary["model_version"] == trained.bundle.bundle_version
     assert len(frame) == summary["scored"]

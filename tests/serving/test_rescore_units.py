@@ -394,8 +394,11 @@ def test_paths_beside_output() -> None:
     paths = OutputPaths.beside(Path("/x/nightly.csv"))
 
     assert paths.rejects == Path("/x/nightly.rejects.csv")
-    assert paths.drift_markdown_zh == Path("/x/nightly.drift.zh-CN.md")
-    assert paths.summary == Path("/x/nightly.summary.json")
+    assert paths.drift_json == Path("/x/nightly.csv.drift.json")
+    assert paths.drift_markdown == Path("/x/nightly.csv.drift.md")
+    assert paths.drift_markdown_zh == Path("/x/nightly.csv.drift.zh-CN.md")
+    assert paths.summary == Path("/x/nightly.csv.summary.json")
+    assert paths.lock == Path("/x/.nightly.csv.lock")
 
 
 def test_headers_in_chinese() -> None:
