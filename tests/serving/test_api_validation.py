@@ -135,7 +135,8 @@ def test_rep_change_keeps_fields_not_sent(client: httpx.Client, server: RunningS
     response = client.put("/reps", json={"reps": [{"rep_id": rep_id, "active": False}]})
 
     assert response.status_code == 200, response.text
-    assert response.json() == {"inserted": [], "updated": [rep_id], "deactivated": []}
+    expected = {"inserted": [], "updated": [rep_id], "deactivated": [], "assigned_from_queue": []}
+    assert response.json() == expected
     stored = _reps(client)[rep_id]
     assert stored["active"] is False
     assert stored["available"] is False
