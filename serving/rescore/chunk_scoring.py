@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from data.folder import CanonicalTables
+from data.schema import LEADS
 from features.inputs import lead_index
 from features.spine import lead_close_micros, scoring_spine
 from features.windows import scalar_micros, timestamp_micros
@@ -47,12 +48,13 @@ STAGE_SCORES_TEMP_WRITTEN = "scores_temp_written"
 STAGE_CHUNK_WRITTEN = "chunk_written"
 STAGE_CHUNK_RECORDED = "chunk_recorded"
 
-# Reason codes of the rejects file. The first four are invalid rows; the next two are leads
+# Reason codes of the rejects file. The first five are invalid rows; the next two are leads
 # that were not open at as_of; the last is a lead whose scoring raised.
 MISSING_LEAD_ID = "missing_lead_id"
 DUPLICATE_LEAD_ID = "duplicate_lead_id"
 MISSING_CREATED_AT = "missing_created_at"
 MISSING_EVENT_TIME = "missing_event_time"
+INVALID_NUMBER = "invalid_number"
 CREATED_AT_OR_AFTER_AS_OF = "created_at_or_after_as_of"
 CLOSED_BEFORE_AS_OF = "closed_before_as_of"
 SCORING_FAILED = "scoring_failed"
@@ -61,6 +63,7 @@ REJECT_REASONS: tuple[str, ...] = (
     DUPLICATE_LEAD_ID,
     MISSING_CREATED_AT,
     MISSING_EVENT_TIME,
+    INVALID_NUMBER,
     CREATED_AT_OR_AFTER_AS_OF,
     CLOSED_BEFORE_AS_OF,
     SCORING_FAILED,
@@ -177,8 +180,8 @@ def screen_leads(tables: CanonicalTables) -> tuple[CanonicalTables, pd.DataFrame
     """Remove leads that cannot be scored at all; return the rest and a reject row per removed lead.
 
     Rejected: a row without lead_id, every row of a repeated lead_id, a lead without
-    created_at, and a lead with an activity or stage change that has no time. Events of
-    rejected leads are removed too.
+    created_at, a lead with an activity or stage change that has no time, and a lead with an
+    infinite number or one below its column's minimum. Events of rejected leads are removed too.
     """
     leads = tables.leads
     ids = leads["lead_id"].astype(object)
@@ -188,6 +191,8 @@ def screen_leads(tables: CanonicalTables) -> tuple[CanonicalTables, pd.DataFrame
     no_created = leads["created_at"].isna().to_numpy() & ~missing_id & ~repeated_rows
     untimed_details = _leads_with_untimed_events(tables)
     untimed = ~missing_id & ~repeated_rows & ~no_created & ids_in(ids, untimed_details.index.to_series())
+    number_details = _invalid_number_details(leads)
+    bad_number = ~missing_id & ~repeated_rows & ~no_created & ~untimed & number_details.notna().to_numpy()
 
     repeated_ids = ids[repeated_rows].astype(str)
     rejects = [
@@ -201,9 +206,10 @@ def screen_leads(tables: CanonicalTables) -> tuple[CanonicalTables, pd.DataFrame
         ),
         reject_frame(ids[no_created], MISSING_CREATED_AT, "the lead has no created_at"),
         reject_frame(ids[untimed], MISSING_EVENT_TIME, ids[untimed].map(untimed_details)),
+        reject_frame(ids[bad_number], INVALID_NUMBER, number_details[bad_number].astype(object)),
     ]
 
-    kept_leads = leads[~missing_id & ~repeated_rows & ~no_created & ~untimed]
+    kept_leads = leads[~missing_id & ~repeated_rows & ~no_created & ~untimed & ~bad_number]
     kept_ids = kept_leads["lead_id"]
     screened = CanonicalTables(
         leads=kept_leads,
@@ -214,6 +220,31 @@ def screen_leads(tables: CanonicalTables) -> tuple[CanonicalTables, pd.DataFrame
         attributes=tables.attributes,
     )
     return screened, pd.concat(rejects, ignore_index=True)
+
+
+def _invalid_number_details(leads: pd.DataFrame) -> pd.Series:
+    """Return, per leads row, what is wrong with its numbers (infinite or below the minimum), else None.
+
+    ``leadscore data validate`` reports the same values; the API refuses them in a request.
+    """
+    details = np.full(len(leads), None, dtype=object)
+    for column in LEADS.columns:
+        if column.kind not in ("float", "int") or column.name not in leads.columns:
+            continue
+        values = pd.to_numeric(leads[column.name], errors="coerce").astype("float64")
+        invalid = np.isinf(values.to_numpy())
+        if column.min_value is not None:
+            invalid |= (values < column.min_value).fillna(False).to_numpy()
+        first = invalid & pd.isna(details)
+        texts = f"{column.name} is " + values[first].astype(str) + _number_fix(column.min_value)
+        details[first] = texts.to_numpy(dtype=object)
+    return pd.Series(details, index=leads.index, dtype=object)
+
+
+def _number_fix(minimum: float | None) -> str:
+    if minimum is None:
+        return "; give a finite number or leave it empty"
+    return f"; give a finite number of at least {minimum:g} or leave it empty"
 
 
 def _leads_with_untimed_events(tables: CanonicalTables) -> pd.Series:

@@ -105,6 +105,10 @@ _REASON_TEXTS: dict[str, dict[str, str]] = {
         "en": "The lead has no created_at.",
         "zh-CN": "线索缺少创建时间。",
     },
+    "rescore.reject.invalid_number": {
+        "en": "A number of the lead is infinite or below its minimum.",
+        "zh-CN": "线索的某个数值为无穷大或低于允许的最小值。",
+    },
     "rescore.reject.missing_event_time": {
         "en": "An activity or stage change of the lead has no time.",
         "zh-CN": "该线索的跟进记录或阶段变更缺少时间。",

@@ -34,6 +34,7 @@ from serving.rescore.checkpoint import MANIFEST_FILE
 from serving.rescore.chunk_scoring import (
     CLOSED_BEFORE_AS_OF,
     DUPLICATE_LEAD_ID,
+    INVALID_NUMBER,
     MISSING_CREATED_AT,
     MISSING_EVENT_TIME,
     MISSING_LEAD_ID,
@@ -205,6 +206,9 @@ def test_invalid_leads_go_to_rejects(trained: Trained, tmp_path: Path) -> None:
     leads = pd.concat([leads, duplicated, without_id], ignore_index=True)
     untimed_lead = activities.loc[activities["lead_id"].isin(open_ids[3:]), "lead_id"].iloc[0]
     activities.loc[activities.index[activities["lead_id"] == untimed_lead][0], "occurred_at"] = pd.NaT
+    infinite_lead, negative_lead = [lead for lead in open_ids[3:] if lead != untimed_lead][-2:]
+    leads.loc[leads["lead_id"] == infinite_lead, "declared_budget"] = float("inf")
+    leads.loc[leads["lead_id"] == negative_lead, "declared_budget"] = -5.0
     leads.to_parquet(data_dir / "leads.parquet", index=False)
     activities.to_parquet(data_dir / "activities.parquet", index=False)
 
@@ -217,10 +221,15 @@ def test_invalid_leads_go_to_rejects(trained: Trained, tmp_path: Path) -> None:
     assert reasons[open_ids[1]] == MISSING_CREATED_AT
     assert reasons["<none>"] == MISSING_LEAD_ID
     assert reasons[untimed_lead] == MISSING_EVENT_TIME
+    assert reasons[infinite_lead] == INVALID_NUMBER
+    assert reasons[negative_lead] == INVALID_NUMBER
+    details = dict(zip(rejects["lead_id"].fillna("<none>"), rejects["detail"], strict=True))
+    assert details[infinite_lead].startswith("declared_budget is inf; give a finite number of at least 0")
+    assert details[negative_lead].startswith("declared_budget is -5.0;")
     assert summary.leads_read == len(leads)
     assert summary.leads_read == summary.scored + summary.rejected
-    assert summary.scored == len(open_ids) - 3
-    assert not set(scores["lead_id"]) & {open_ids[0], open_ids[1], untimed_lead}
+    assert summary.scored == len(open_ids) - 5
+    assert not set(scores["lead_id"]) & {open_ids[0], open_ids[1], untimed_lead, infinite_lead, negative_lead}
 
 
 def test_overlapping_run_on_same_out_fails(trained: Trained, tmp_path: Path) -> None:
