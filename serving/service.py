@@ -49,7 +49,7 @@ from serving.api_models import (
 from serving.errors_http import ErrorHooks, install_error_handlers
 from serving.event_reports import record_reports
 from serving.input_types import Timestamp
-from serving.payloads import JsonBodyRoute
+from serving.json_body import JsonBodyRoute
 from serving.public_pages import API_DESCRIPTION
 from serving.request_guard import GuardConfig, RequestGuard
 from serving.request_locale import locale_from_headers

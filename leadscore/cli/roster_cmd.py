@@ -101,7 +101,7 @@ def load(
     from leadscore.settings import load_settings
     from serving.roster import parse_reps, upsert_reps
     from serving.routing import utc_now
-    from serving.store import count_queued, open_store
+    from serving.store import open_store
 
     settings = load_settings(config_file, db_url=db_url)
     chosen_locale = parse_locale(locale or settings.locale)
@@ -127,8 +127,7 @@ def load(
     store = open_store(settings.resolved_db_url())
     try:
         update = upsert_reps(store, roster, now=utc_now(), deactivate_missing=deactivate_missing)
-        queued = count_queued(store)
-        queue_line = _assign_queued_line(store, settings.policy_file, chosen_locale) if queued else None
+        assigned, queued = _assign_queued(store, settings.policy_file)
     finally:
         store.dispose()
     ids = (
@@ -147,19 +146,21 @@ def load(
             ids=ids,
         )
     )
-    if queue_line is not None:
-        click.echo(queue_line)
+    if queued:
+        click.echo(_text("queue_assigned", chosen_locale, assigned=assigned, queued=queued))
 
 
-def _assign_queued_line(store: RoutingStore, policy_file: Path | None, locale: Locale) -> str:
-    """Assign queued leads to reps that now have room; return the result line in ``locale``."""
+def _assign_queued(store: RoutingStore, policy_file: Path | None) -> tuple[int, int]:
+    """Assign queued leads to reps that now have room; return (leads assigned, leads that were queued)."""
     from serving.policy_config import load_policy
     from serving.routing import assign_queued, utc_now
     from serving.store import count_queued
 
     queued = count_queued(store)
-    assigned = assign_queued(store, load_policy(policy_file), now=utc_now(), limit=None) if queued else []
-    return _text("queue_assigned", locale, assigned=len(assigned), queued=queued)
+    if not queued:
+        return 0, 0
+    assigned = assign_queued(store, load_policy(policy_file), now=utc_now(), limit=None)
+    return len(assigned), queued
 
 
 @reps.command("assign-queued")
@@ -181,7 +182,7 @@ def _assign_queued_line(store: RoutingStore, policy_file: Path | None, locale: L
 def assign_queued_command(
     db_url: str | None, config_file: Path | None, policy_file: Path | None, locale: str | None
 ) -> None:
-    """Give leads that wait in a queue to reps that now have room, oldest first.
+    """Assign leads that wait in a queue to reps that now have room, oldest first.
 
     The service does this after a roster update and after a won or lost lead frees a rep.
     Run it from cron, or after changing capacities in the database by other means.
@@ -193,9 +194,10 @@ def assign_queued_command(
     chosen_locale = parse_locale(locale or settings.locale)
     store = open_store(settings.resolved_db_url())
     try:
-        click.echo(_assign_queued_line(store, settings.policy_file, chosen_locale))
+        assigned, queued = _assign_queued(store, settings.policy_file)
     finally:
         store.dispose()
+    click.echo(_text("queue_assigned", chosen_locale, assigned=assigned, queued=queued))
 
 
 @cache

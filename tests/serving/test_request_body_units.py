@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from leadscore.settings import Settings
 from serving.api_models import MAX_LEADS_PER_REQUEST, RosterUpdateRequest, ScoreRequest
 from serving.errors_http import MAX_LISTED_PROBLEMS, ErrorHooks, install_error_handlers
-from serving.payloads import JsonBodyRoute, RepeatedKeysError, parse_json_body
+from serving.json_body import JsonBodyRoute, RepeatedKeysError, parse_json_body
 from serving.roster import RepeatedRep, repeated_reps
 from serving.roster_views import RepeatedRepsProblemsError
 from tests.serving.test_service_units import TOKEN, _EchoApp, _guard
